@@ -1,0 +1,267 @@
+/*
+ * rpcnet: RPC over QUIC + TLS 1.3 with a CBOR wire format.
+ *
+ * This header is the whole public C API and the single source of truth for
+ * its contract. Every function documents:
+ *   - ownership: who allocates and who frees each pointer;
+ *   - thread-safety: every function is safe to call from any thread at any
+ *     time unless its comment says otherwise;
+ *   - errors: the rpcnet_status values it returns. On every failure the
+ *     calling thread's rpcnet_last_error() holds a human-readable detail.
+ *
+ * Handles are opaque. A handle is freed exactly once by its *_free / *_close
+ * function; using it afterwards is undefined (the bindings turn that into a
+ * clear error in the host language).
+ *
+ * ABI: symbols are only ever added. The SONAME major version changes only if
+ * a symbol's meaning changes, which we intend never to do.
+ */
+#ifndef RPCNET_RPCNET_H
+#define RPCNET_RPCNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define RPCNET_API __attribute__((visibility("default")))
+#else
+#define RPCNET_API
+#endif
+
+#define RPCNET_VERSION_MAJOR 0
+#define RPCNET_VERSION_MINOR 1
+#define RPCNET_VERSION_PATCH 0
+
+/* Returns the library version as "MAJOR.MINOR.PATCH" (static storage). */
+RPCNET_API const char *rpcnet_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Status codes: gRPC's numbers and names.                                   */
+/* ------------------------------------------------------------------------ */
+
+enum rpcnet_status {
+  RPCNET_OK = 0,
+  RPCNET_CANCELLED = 1,
+  RPCNET_UNKNOWN = 2,
+  RPCNET_INVALID_ARGUMENT = 3,
+  RPCNET_DEADLINE_EXCEEDED = 4,
+  RPCNET_NOT_FOUND = 5,
+  RPCNET_ALREADY_EXISTS = 6,
+  RPCNET_PERMISSION_DENIED = 7,
+  RPCNET_RESOURCE_EXHAUSTED = 8,
+  RPCNET_FAILED_PRECONDITION = 9,
+  RPCNET_ABORTED = 10,
+  RPCNET_OUT_OF_RANGE = 11,
+  RPCNET_UNIMPLEMENTED = 12,
+  RPCNET_INTERNAL = 13,
+  RPCNET_UNAVAILABLE = 14,
+  RPCNET_DATA_LOSS = 15,
+  RPCNET_UNAUTHENTICATED = 16
+};
+
+/* The status's name without prefix ("OK", "NOT_FOUND", ...); "UNKNOWN_STATUS"
+ * for a number outside 0..16. Static storage; never NULL. Thread-safe. */
+RPCNET_API const char *rpcnet_status_name(int status);
+
+/* Detail of the last failure on the calling thread: for a failed call the
+ * server's status message, for a failed connect why (e.g. which certificate
+ * check failed), for a bad argument which one. Thread-local storage, valid
+ * until the next rpcnet call on the same thread; never NULL ("" when none). */
+RPCNET_API const char *rpcnet_last_error(void);
+
+/* Frees memory the library returned to the caller (call responses).
+ * NULL is allowed. Thread-safe. */
+RPCNET_API void rpcnet_free(void *p);
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct rpcnet_config rpcnet_config;
+
+/* A new configuration holding the defaults. Free with rpcnet_config_free.
+ * Returns NULL only when out of memory. */
+RPCNET_API rpcnet_config *rpcnet_config_new(void);
+
+/* Sets one key. Values are strings so that every binding needs one function.
+ * Booleans accept "true"/"false"/"1"/"0"; durations are integer milliseconds;
+ * sizes are integer bytes.
+ *
+ * Keys:
+ *   cert_file, key_file, ca_file    PEM files (certificate chain, private
+ *                                   key, trusted CAs)
+ *   cert_pem, key_pem, ca_pem       the same PEM held in memory (secrets that
+ *                                   never touch disk)
+ *   server_name                     client: name the server certificate must
+ *                                   carry (default: host part of the address)
+ *   verify_peer                     client: verify the server (default true)
+ *   require_client_cert             server: mTLS against ca_file/ca_pem
+ *                                   (default false)
+ *   idle_timeout_ms                 QUIC idle timeout (default 30000)
+ *   keep_alive_ms                   PING interval on idle connections; 0 = off
+ *                                   (default 0 for servers, 10000 clients)
+ *   handshake_timeout_ms            connect gives up after this (default 5000)
+ *   default_timeout_ms              call timeout when a call passes <= 0
+ *                                   (default 30000)
+ *   max_concurrent_streams          calls a peer may open at once (default
+ *                                   1024)
+ *   max_message_size                largest message accepted (default 16 MiB)
+ *   io_threads                      size of the process-wide I/O thread pool;
+ *                                   only read by the first handle created
+ *                                   (default 1)
+ *
+ * Returns RPCNET_OK, or RPCNET_INVALID_ARGUMENT for an unknown key or a bad
+ * value (rpcnet_last_error names the key). Files are read when a client or
+ * server is created from the config, not here.
+ * Thread-safety: a config must not be modified concurrently with another
+ * call that uses it; reading it from several threads at once is fine. */
+RPCNET_API int rpcnet_config_set(rpcnet_config *cfg, const char *key,
+                                 const char *value);
+
+/* Frees the config. Clients and servers created from it keep their own copy,
+ * so it may be freed at once. NULL is allowed. */
+RPCNET_API void rpcnet_config_free(rpcnet_config *cfg);
+
+/* ------------------------------------------------------------------------ */
+/* Server                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct rpcnet_server rpcnet_server;
+typedef struct rpcnet_request rpcnet_request;
+
+/* A new server with the config's certificate and key. Returns NULL on
+ * failure (missing or unreadable certificate or key, bad CA for mTLS);
+ * rpcnet_last_error says why. Free with rpcnet_server_free. */
+RPCNET_API rpcnet_server *rpcnet_server_new(const rpcnet_config *cfg);
+
+/* Binds a UDP socket and starts accepting QUIC connections. addr is
+ * "host:port" or "[v6]:port"; port 0 picks a free one. Only one listen per
+ * server. Returns RPCNET_OK, RPCNET_INVALID_ARGUMENT (bad address or
+ * already listening), RPCNET_UNAVAILABLE (bind failed; detail in
+ * rpcnet_last_error) or RPCNET_FAILED_PRECONDITION after shutdown. */
+RPCNET_API int rpcnet_server_listen(rpcnet_server *srv, const char *addr);
+
+/* The bound UDP port, or -1 when not listening. */
+RPCNET_API int rpcnet_server_port(const rpcnet_server *srv);
+
+/* A handler. It runs on a library I/O thread and MUST NOT block it: it either
+ * answers at once (rpcnet_request_reply / rpcnet_request_fail) or keeps req
+ * and answers later from any thread. The handler owns req: exactly one answer
+ * releases it. */
+typedef void (*rpcnet_handler_fn)(rpcnet_request *req, void *user);
+
+/* Registers a method. With fn != NULL, fn(req, user) is called for each call
+ * of the method. With fn == NULL the method is pulled: its calls queue for
+ * rpcnet_server_next. Registering a method again replaces it. Calls to
+ * methods never registered are answered RPCNET_UNIMPLEMENTED with a message
+ * naming the method. user is not owned by the library.
+ * Returns RPCNET_OK or RPCNET_INVALID_ARGUMENT (NULL or empty method). */
+RPCNET_API int rpcnet_server_handle(rpcnet_server *srv, const char *method,
+                                    rpcnet_handler_fn fn, void *user);
+
+/* Takes the next call of a pulled method, waiting up to timeout_ms (< 0: for
+ * ever, 0: do not wait). Returns RPCNET_OK with *out set (the caller now owns
+ * the request and must answer it), RPCNET_DEADLINE_EXCEEDED when the wait
+ * timed out, or RPCNET_UNAVAILABLE once the server is shut down and the
+ * queue is empty. Any number of threads may wait at once. */
+RPCNET_API int rpcnet_server_next(rpcnet_server *srv, int timeout_ms,
+                                  rpcnet_request **out);
+
+/* A file descriptor that is readable while rpcnet_server_next would not block
+ * (a call is queued, or the server is shut down). For event loops: wait on
+ * it, then call rpcnet_server_next(srv, 0, ...). Owned by the server; do not
+ * read or close it. Level-triggered. */
+RPCNET_API int rpcnet_server_fd(const rpcnet_server *srv);
+
+/* Stops accepting new connections and calls, lets calls in flight finish for
+ * up to drain_timeout_ms, then fails what remains with RPCNET_UNAVAILABLE and
+ * closes every connection with an orderly QUIC CONNECTION_CLOSE. Blocks until
+ * done. Calling it again is harmless. Must not be called from a handler.
+ * Returns RPCNET_OK. */
+RPCNET_API int rpcnet_server_shutdown(rpcnet_server *srv,
+                                      int drain_timeout_ms);
+
+/* Shuts down (with no drain) if needed and frees the server. Requests still
+ * held by the application stay valid until answered; answering them then
+ * returns RPCNET_UNAVAILABLE. NULL is allowed. Must not be called from a
+ * handler. */
+RPCNET_API void rpcnet_server_free(rpcnet_server *srv);
+
+/* ------------------------------------------------------------------------ */
+/* Requests (server side of one call)                                        */
+/* ------------------------------------------------------------------------ */
+
+/* The method name. Valid until the request is answered. */
+RPCNET_API const char *rpcnet_request_method(const rpcnet_request *req);
+
+/* The request message; *len receives its length (len may be NULL). Binary
+ * safe. Valid until the request is answered. Never NULL (an empty message
+ * gives a non-NULL pointer and length 0). */
+RPCNET_API const void *rpcnet_request_data(const rpcnet_request *req,
+                                           size_t *len);
+
+/* The peer: "ip:port", followed by " subject=<DN>" when the client presented
+ * a certificate (mTLS). Valid until the request is answered. */
+RPCNET_API const char *rpcnet_request_peer(const rpcnet_request *req);
+
+/* Answers with one message (copied) and status OK, and releases req.
+ * Returns RPCNET_OK, RPCNET_RESOURCE_EXHAUSTED when len exceeds
+ * max_message_size (the call then fails with that status), or
+ * RPCNET_UNAVAILABLE / RPCNET_CANCELLED / RPCNET_DEADLINE_EXCEEDED when the
+ * call can no longer be answered (connection gone, client cancelled, deadline
+ * passed). req is released in every case. */
+RPCNET_API int rpcnet_request_reply(rpcnet_request *req, const void *data,
+                                    size_t len);
+
+/* Answers with a failure status (1..16) and an optional message (UTF-8, may
+ * be NULL) and releases req. A status outside 1..16 is sent as
+ * RPCNET_UNKNOWN. Returns as rpcnet_request_reply. */
+RPCNET_API int rpcnet_request_fail(rpcnet_request *req, int status,
+                                   const char *message);
+
+/* ------------------------------------------------------------------------ */
+/* Client                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct rpcnet_client rpcnet_client;
+
+/* Connects to addr ("host:port", "[v6]:port") and completes the QUIC and TLS
+ * handshakes, verifying the server unless verify_peer is false. Returns NULL
+ * on failure; rpcnet_last_error says why (unreachable, handshake timeout,
+ * which certificate check failed, ...). server_name defaults to the host part
+ * of addr. Close with rpcnet_client_close. */
+RPCNET_API rpcnet_client *rpcnet_client_connect(const rpcnet_config *cfg,
+                                                const char *addr);
+
+/* A blocking unary call: sends req (req_len bytes, binary safe; req may be
+ * NULL when req_len is 0) to method and waits for the answer for up to
+ * timeout_ms (<= 0: the config's default_timeout_ms).
+ * On RPCNET_OK *resp receives a buffer the caller frees with rpcnet_free and
+ * *resp_len its length (*resp is non-NULL even for an empty answer). On any
+ * other status *resp is NULL and rpcnet_last_error holds the server's status
+ * message or the local reason.
+ * Returns the call's status: the server's, or RPCNET_DEADLINE_EXCEEDED,
+ * RPCNET_UNAVAILABLE (connection lost or cannot be re-established),
+ * RPCNET_RESOURCE_EXHAUSTED (message larger than max_message_size),
+ * RPCNET_INVALID_ARGUMENT (bad arguments), RPCNET_CANCELLED (client closed).
+ * Any number of threads may call at once on one client: their calls are
+ * concurrent streams of one QUIC connection. If the connection drops, calls
+ * in flight fail with RPCNET_UNAVAILABLE and a later call reconnects, with
+ * exponential backoff between failed attempts. */
+RPCNET_API int rpcnet_client_call(rpcnet_client *cli, const char *method,
+                                  const void *req, size_t req_len, void **resp,
+                                  size_t *resp_len, int timeout_ms);
+
+/* Fails calls in flight with RPCNET_CANCELLED, closes the connection with an
+ * orderly CONNECTION_CLOSE, and frees the client. NULL is allowed. No other
+ * thread may use cli once this is called. */
+RPCNET_API void rpcnet_client_close(rpcnet_client *cli);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RPCNET_RPCNET_H */

@@ -1,0 +1,76 @@
+/*
+ * Minimal test harness for the C tests. Each test file is one program that
+ * runs its cases with RUN(name) and ends with TEST_END(), which prints
+ * "N passed, N failed" and returns non-zero on any failure.
+ * CHECK records a failure and continues; REQUIRE also leaves the case.
+ */
+#ifndef RPCNET_TESTUTIL_H
+#define RPCNET_TESTUTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern int tu_failed_checks;
+extern int tu_cases_passed, tu_cases_failed;
+
+#define CHECK(cond)                                                        \
+  do {                                                                     \
+    if (!(cond)) {                                                         \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,     \
+              #cond);                                                      \
+      tu_failed_checks++;                                                  \
+    }                                                                      \
+  } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                 \
+  do {                                                                     \
+    long long tu_a = (long long)(a), tu_b = (long long)(b);                \
+    if (tu_a != tu_b) {                                                    \
+      fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld vs %lld)\n",    \
+              __FILE__, __LINE__, #a, #b, tu_a, tu_b);                     \
+      tu_failed_checks++;                                                  \
+    }                                                                      \
+  } while (0)
+
+#define REQUIRE(cond)                                                      \
+  do {                                                                     \
+    if (!(cond)) {                                                         \
+      fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__,   \
+              #cond);                                                      \
+      tu_failed_checks++;                                                  \
+      return;                                                              \
+    }                                                                      \
+  } while (0)
+
+#define RUN(fn)                                                            \
+  do {                                                                     \
+    int tu_before = tu_failed_checks;                                      \
+    fprintf(stderr, "-- %s\n", #fn);                                       \
+    fn();                                                                  \
+    if (tu_failed_checks == tu_before) {                                   \
+      tu_cases_passed++;                                                   \
+    } else {                                                               \
+      tu_cases_failed++;                                                   \
+      fprintf(stderr, "FAILED: %s\n", #fn);                                \
+    }                                                                      \
+  } while (0)
+
+#define TEST_END()                                                         \
+  (printf("%d passed, %d failed\n", tu_cases_passed, tu_cases_failed),     \
+   (tu_cases_failed || tu_cases_passed == 0) ? 1 : 0)
+
+/* Directory holding a fresh test PKI (scripts/gen-certs.sh), made once per
+ * build tree. Never NULL; aborts when certtool fails. */
+const char *tu_pki_dir(void);
+/* tu_pki_dir()/name in a static buffer (one of 8 rotating slots). */
+const char *tu_pki(const char *name);
+/* Monotonic milliseconds. */
+int64_t tu_now_ms(void);
+/* Reads a whole file (for vectors). Returns malloc'd NUL-terminated text. */
+char *tu_read_file(const char *path, size_t *len);
+/* Decodes hex into a malloc'd buffer; returns NULL on bad hex. */
+uint8_t *tu_hex_decode(const char *hex, size_t *len);
+
+#endif
