@@ -74,3 +74,85 @@ uint8_t *tu_hex_decode(const char *hex, size_t *len) {
   *len = n / 2;
   return out;
 }
+
+/* ---- Helpers for the black-box core API tests ---- */
+#include <stdarg.h>
+
+rpcnet_config *tu_config(const char *key, ...) {
+  rpcnet_config *cfg = rpcnet_config_new();
+  if (!cfg) return NULL;
+  va_list ap;
+  va_start(ap, key);
+  for (const char *k = key; k; k = va_arg(ap, const char *)) {
+    const char *v = va_arg(ap, const char *);
+    if (v && v[0] == '@') v = tu_pki(v + 1);
+    int rc = rpcnet_config_set(cfg, k, v);
+    if (rc != RPCNET_OK) {
+      int secret = strstr(k, "_pem") != NULL; /* do not print PEM contents */
+      fprintf(stderr, "tu_config: %s=%s: %s (%s)\n", k, secret ? "<pem>" : v,
+              rpcnet_status_name(rc), rpcnet_last_error());
+      rpcnet_config_free(cfg);
+      cfg = NULL;
+      break;
+    }
+  }
+  va_end(ap);
+  return cfg;
+}
+
+rpcnet_server *tu_server_start(rpcnet_config *cfg, const char *addr) {
+  if (!cfg) return NULL;
+  rpcnet_server *srv = rpcnet_server_new(cfg);
+  rpcnet_config_free(cfg);
+  if (!srv) {
+    fprintf(stderr, "rpcnet_server_new: %s\n", rpcnet_last_error());
+    return NULL;
+  }
+  int rc = rpcnet_server_listen(srv, addr);
+  if (rc != RPCNET_OK) {
+    fprintf(stderr, "rpcnet_server_listen(%s): %s (%s)\n", addr, rpcnet_status_name(rc),
+            rpcnet_last_error());
+    rpcnet_server_free(srv);
+    return NULL;
+  }
+  return srv;
+}
+
+const char *tu_server_addr(const rpcnet_server *srv, int ipv6) {
+  static char slots[8][64];
+  static int next;
+  char *s = slots[next++ & 7];
+  snprintf(s, sizeof slots[0], ipv6 ? "[::1]:%d" : "127.0.0.1:%d", rpcnet_server_port(srv));
+  return s;
+}
+
+rpcnet_client *tu_client_for(const rpcnet_server *srv) {
+  rpcnet_config *cfg = tu_config("ca_file", "@ca.pem", NULL);
+  if (!cfg) return NULL;
+  const char *addr = tu_server_addr(srv, 0);
+  rpcnet_client *cli = rpcnet_client_connect(cfg, addr);
+  rpcnet_config_free(cfg);
+  if (!cli) fprintf(stderr, "rpcnet_client_connect(%s): %s\n", addr, rpcnet_last_error());
+  return cli;
+}
+
+void tu_fill(void *buf, size_t len, uint32_t seed) {
+  uint8_t *p = buf;
+  uint32_t x = seed * 2654435761u + 1;
+  for (size_t i = 0; i < len; i++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    p[i] = (i % 7 == 3) ? 0 : (uint8_t)x; /* NUL bytes at regular places */
+  }
+}
+
+int tu_contains(const char *haystack, const char *needle) {
+  return haystack && needle && strcasestr(haystack, needle) != NULL;
+}
+
+void tu_sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}

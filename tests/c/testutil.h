@@ -73,4 +73,27 @@ char *tu_read_file(const char *path, size_t *len);
 /* Decodes hex into a malloc'd buffer; returns NULL on bad hex. */
 uint8_t *tu_hex_decode(const char *hex, size_t *len);
 
+/* ---- Helpers for the black-box core API tests (tests/c/test_core_*.c) ---- */
+#include <rpcnet/rpcnet.h>
+
+/* A config from NULL-terminated key/value pairs (the value of a key that
+ * names a PKI file may be given as "@name", which means tu_pki("name")).
+ * Returns NULL, after printing why, when a key is rejected. */
+rpcnet_config *tu_config(const char *key, ...);
+/* rpcnet_server_new + rpcnet_server_listen(addr); the config is freed.
+ * Returns NULL, after printing rpcnet_last_error(), on failure. */
+rpcnet_server *tu_server_start(rpcnet_config *cfg, const char *addr);
+/* "127.0.0.1:<port of srv>" (or "[::1]:<port>" when ipv6) in one of 8
+ * rotating static buffers. */
+const char *tu_server_addr(const rpcnet_server *srv, int ipv6);
+/* A client trusting ca.pem connected to srv over IPv4, or NULL after printing
+ * rpcnet_last_error(). */
+rpcnet_client *tu_client_for(const rpcnet_server *srv);
+/* Fills buf with a pattern that depends on seed and holds NUL bytes. */
+void tu_fill(void *buf, size_t len, uint32_t seed);
+/* Case-insensitive substring search (NULL-safe). */
+int tu_contains(const char *haystack, const char *needle);
+/* Sleeps ms milliseconds. */
+void tu_sleep_ms(int ms);
+
 #endif
