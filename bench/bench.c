@@ -413,7 +413,7 @@ static void print_table(const struct result *udp, const struct result *r, int nr
          "64 B", udp->p50_us, udp->p99_us, udp->per_s, 1.0, udp->p99_us / udp->p50_us, 1.0,
          (unsigned long long)udp->errors);
   for (int i = 0; i < nr; i++) {
-    char name[64], pl[16];
+    char name[64], pl[32];
     snprintf(name, sizeof name, "rpcnet %d conn x %d in flight", r[i].conns, r[i].in_flight);
     fmt_payload(pl, sizeof pl, r[i].payload);
     printf("%-32s %8s %10.1f %10.1f %12.0f %9.2f %9.2f %9.3f %7llu\n", name, pl, r[i].p50_us,
