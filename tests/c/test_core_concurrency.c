@@ -117,7 +117,7 @@ static void test_64_threads_one_connection(void) {
 }
 
 int main(void) {
-  tu_pki_dir();
+  tu_pki_dir_locked();
   RUN(test_64_threads_one_connection);
   return TEST_END();
 }

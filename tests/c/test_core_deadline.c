@@ -257,7 +257,7 @@ static void test_unreachable_closed_port(void) { connect_must_fail(0); }
 static void test_unreachable_silent_port(void) { connect_must_fail(1); }
 
 int main(void) {
-  tu_pki_dir();
+  tu_pki_dir_locked();
   pthread_t th;
   if (pthread_create(&th, NULL, late_replier, NULL) != 0) return 1;
   RUN(test_call_timeout);

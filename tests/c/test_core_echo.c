@@ -438,7 +438,7 @@ static void test_errors_peer_and_late_reply(void) {
 }
 
 int main(void) {
-  tu_pki_dir();
+  tu_pki_dir_locked();
   RUN(test_version_and_status_names);
   RUN(test_config_errors);
   RUN(test_listen_and_port);

@@ -284,7 +284,7 @@ static void test_client_close_in_flight(void) {
 }
 
 int main(void) {
-  tu_pki_dir();
+  tu_pki_dir_locked();
   RUN(test_drain_then_restart);
   RUN(test_free_with_held_requests);
   RUN(test_client_close_in_flight);

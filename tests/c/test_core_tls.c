@@ -308,7 +308,7 @@ static void test_sslkeylogfile(void) {
 }
 
 int main(void) {
-  tu_pki_dir();
+  tu_pki_dir_locked();
   RUN(test_untrusted_ca);
   RUN(test_wrong_server_name);
   RUN(test_verify_peer_false);

@@ -76,7 +76,10 @@ uint8_t *tu_hex_decode(const char *hex, size_t *len) {
 }
 
 /* ---- Helpers for the black-box core API tests ---- */
+#include <fcntl.h>
 #include <stdarg.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 rpcnet_config *tu_config(const char *key, ...) {
   rpcnet_config *cfg = rpcnet_config_new();
@@ -155,4 +158,16 @@ void tu_sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0) {
   }
+}
+
+const char *tu_pki_dir_locked(void) {
+  char path[1100];
+  snprintf(path, sizeof path, "%s/test-pki.lock", RPCNET_BINARY_DIR);
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd >= 0)
+    while (flock(fd, LOCK_EX) != 0) {
+    }
+  const char *dir = tu_pki_dir();
+  if (fd >= 0) close(fd); /* releases the lock */
+  return dir;
 }

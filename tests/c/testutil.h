@@ -95,5 +95,9 @@ void tu_fill(void *buf, size_t len, uint32_t seed);
 int tu_contains(const char *haystack, const char *needle);
 /* Sleeps ms milliseconds. */
 void tu_sleep_ms(int ms);
+/* tu_pki_dir() under an exclusive flock on <build>/test-pki.lock, so that test
+ * programs run in parallel (ctest -j) do not generate the PKI at the same
+ * time (which can mix one run's CA with another's certificates). */
+const char *tu_pki_dir_locked(void);
 
 #endif
