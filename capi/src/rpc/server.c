@@ -1,0 +1,624 @@
+/*
+ * The server: method table, request dispatch (inline handlers and the pull
+ * queue), answers, drain and shutdown.
+ *
+ * Design notes
+ * - A request (struct rpcnet_request) is one call's server side. Its
+ *   frames are decoded on the endpoint's loop thread under the
+ *   connection's lock. Once the client's stream is complete the request is
+ *   dispatched, outside every lock, from after_batch: inline handlers run
+ *   right there (so an inline answer leaves in the same batch as the ACK,
+ *   with no thread hand-off), pulled methods go to the pull queue.
+ * - Lifetime: a request is refcounted: one reference for the transport
+ *   (until stream_close), one for the application (from dispatch until the
+ *   answer). Each live request also holds the server core and its
+ *   connection, so answering after shutdown or free is safe and returns
+ *   RPCNET_UNAVAILABLE.
+ * - Lock order: connection lock, then srv->mu. srv->mu guards the method
+ *   table, the pull queue, the ready list and the in-flight count.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "obs/log.h"
+#include "rpc/options.h"
+#include "rpc/util.h"
+#include "rpcnet/rpcnet.h"
+#include "transport/endpoint.h"
+#include "transport/udp.h"
+#include "wire/frame.h"
+
+typedef struct method {
+  struct method *next;
+  char *name;
+  rpcnet_handler_fn fn;
+  void *user;
+} method;
+
+enum req_state { RQ_RECEIVING, RQ_READY, RQ_DISPATCHED, RQ_ANSWERED, RQ_DEAD };
+
+struct rpcnet_request {
+  rpci_stream st; /* first: the transport's view */
+  atomic_int refs;
+  rpcnet_server *srv;
+  rpci_qconn *qc;
+  rpci_frame_reader *reader;
+  enum req_state state; /* under the connection lock */
+  int cancelled;        /* peer reset or stopped the stream */
+  int closed;           /* transport is done with the stream */
+  int nmsg;
+  char *method;
+  int64_t timeout_ms;
+  int64_t deadline_ms; /* monotonic; 0: none */
+  rpci_md metadata;
+  uint8_t *data;
+  size_t len;
+  char *peer;
+  int counted; /* counted in srv->inflight */
+  struct rpcnet_request *next; /* ready list or pull queue */
+};
+
+struct rpcnet_server {
+  atomic_int refs; /* the application's, plus one per live request */
+  rpci_options opts;
+  rpci_wire_limits limits;
+  rpci_tls_ctx *tls;
+  rpci_loop *loop;
+  rpci_endpoint *ep;
+  pthread_mutex_t mu;
+  pthread_cond_t cv; /* pull queue and drain */
+  method *methods;
+  rpcnet_request *ready_head, *ready_tail;
+  rpcnet_request *pull_head, *pull_tail;
+  int pull_fd;
+  int pull_signalled;
+  int draining, shut;
+  int inflight;
+};
+
+static const rpci_qconn_events server_events;
+
+/* ---- server core lifetime ------------------------------------------------- */
+
+static void srv_ref(rpcnet_server *srv) { atomic_fetch_add(&srv->refs, 1); }
+
+static void srv_unref(rpcnet_server *srv) {
+  if (atomic_fetch_sub(&srv->refs, 1) != 1) return;
+  while (srv->methods) {
+    method *m = srv->methods;
+    srv->methods = m->next;
+    free(m->name);
+    free(m);
+  }
+  rpci_endpoint_free(srv->ep);
+  rpci_tls_ctx_unref(srv->tls);
+  rpci_options_free(&srv->opts);
+  if (srv->pull_fd >= 0) close(srv->pull_fd);
+  pthread_mutex_destroy(&srv->mu);
+  pthread_cond_destroy(&srv->cv);
+  free(srv);
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+static void req_unref(rpcnet_request *r) {
+  if (atomic_fetch_sub(&r->refs, 1) != 1) return;
+  rpci_frame_reader_free(r->reader);
+  free(r->method);
+  rpci_md_free(&r->metadata);
+  free(r->data);
+  free(r->peer);
+  rpci_qconn_unref(r->qc);
+  srv_unref(r->srv);
+  free(r);
+}
+
+/* Leaves the in-flight count (once). srv->mu held. */
+static void uncount_locked(rpcnet_request *r) {
+  if (!r->counted) return;
+  r->counted = 0;
+  if (--r->srv->inflight == 0) pthread_cond_broadcast(&r->srv->cv);
+}
+
+static void uncount(rpcnet_request *r) {
+  pthread_mutex_lock(&r->srv->mu);
+  uncount_locked(r);
+  pthread_mutex_unlock(&r->srv->mu);
+}
+
+/* Sends [message] + status + FIN. Connection lock held. Returns the
+ * rpcnet status of the attempt. */
+static int send_answer_locked(rpcnet_request *r, const void *data, size_t len, int with_msg,
+                              int status, const char *message) {
+  if (r->closed || rpci_qconn_state_get(r->qc) == RPCI_QC_CLOSED) {
+    rpci_set_error("the call's connection is gone");
+    return RPCNET_UNAVAILABLE;
+  }
+  if (r->cancelled) {
+    rpci_set_error("the client cancelled the call");
+    return RPCNET_CANCELLED;
+  }
+  if (r->deadline_ms && rpci_mono_ms() > r->deadline_ms) {
+    rpci_stream_reset(&r->st, RPCI_H_CANCELLED);
+    rpci_set_error("the call's deadline passed before the answer");
+    return RPCNET_DEADLINE_EXCEEDED;
+  }
+  int rc = RPCNET_OK;
+  if (with_msg && len > r->srv->opts.max_message_size) {
+    rpci_set_error("reply of %zu bytes exceeds max_message_size %llu", len,
+                   (unsigned long long)r->srv->opts.max_message_size);
+    with_msg = 0;
+    status = RPCNET_RESOURCE_EXHAUSTED;
+    message = "server reply exceeds max_message_size";
+    rc = RPCNET_RESOURCE_EXHAUSTED;
+  }
+  rpci_buf st = RPCI_BUF_INIT;
+  uint8_t head[9];
+  struct iovec iov[3];
+  int n = 0;
+  if (with_msg) {
+    iov[n++] = (struct iovec){head, rpci_frame_message_head(head, len)};
+    iov[n++] = (struct iovec){(void *)data, len};
+  }
+  if (rpci_frame_encode_status(&st, status, message, NULL) != 0) {
+    rpci_buf_free(&st);
+    rpci_stream_reset(&r->st, RPCI_H_INTERNAL_ERROR);
+    rpci_set_error("out of memory");
+    return RPCNET_RESOURCE_EXHAUSTED;
+  }
+  iov[n++] = (struct iovec){st.data, st.len};
+  if (rpci_stream_writev(&r->st, iov, n, 1) != 0) {
+    rpci_stream_reset(&r->st, RPCI_H_INTERNAL_ERROR);
+    rpci_set_error("out of memory");
+    rc = RPCNET_RESOURCE_EXHAUSTED;
+  }
+  rpci_buf_free(&st);
+  return rc;
+}
+
+/* Ends the request with an answer and drops the application's reference. */
+static int answer(rpcnet_request *r, const void *data, size_t len, int with_msg, int status,
+                  const char *message) {
+  if (!r) {
+    rpci_set_error("NULL request");
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  rpci_qconn_lock(r->qc);
+  int rc;
+  if (r->state != RQ_DISPATCHED) {
+    rpci_set_error("request already answered");
+    rc = RPCNET_FAILED_PRECONDITION;
+    rpci_qconn_unlock(r->qc);
+    return rc; /* not ours to release twice */
+  }
+  r->state = RQ_ANSWERED;
+  rc = send_answer_locked(r, data, len, with_msg, status, message);
+  rpci_qconn_unlock(r->qc);
+  uncount(r);
+  req_unref(r);
+  return rc;
+}
+
+/* Answers a request the application never saw (unimplemented, bad input).
+ * Connection lock held; the request is in RQ_READY. */
+static void answer_internal_locked(rpcnet_request *r, int status, const char *message) {
+  r->state = RQ_ANSWERED;
+  send_answer_locked(r, NULL, 0, 0, status, message);
+}
+
+/* ---- the transport's events (connection lock held) ------------------------- */
+
+static void on_stream_open(rpci_qconn *qc, int64_t stream_id, void *user) {
+  rpcnet_server *srv = user;
+  pthread_mutex_lock(&srv->mu);
+  int refuse = srv->draining || srv->shut;
+  if (!refuse) srv->inflight++;
+  pthread_mutex_unlock(&srv->mu);
+  rpcnet_request *r = refuse ? NULL : calloc(1, sizeof *r);
+  if (r) r->reader = rpci_frame_reader_new(RPCI_DIR_REQUEST, &srv->limits);
+  if (!r || !r->reader) {
+    if (r) {
+      free(r);
+      pthread_mutex_lock(&srv->mu);
+      srv->inflight--;
+      pthread_mutex_unlock(&srv->mu);
+    }
+    rpci_qconn_reset_id(qc, stream_id, refuse ? RPCI_H_REFUSED : RPCI_H_INTERNAL_ERROR);
+    return;
+  }
+  rpci_stream_init(&r->st);
+  atomic_init(&r->refs, 1); /* the transport's */
+  r->counted = 1;
+  r->srv = srv;
+  srv_ref(srv);
+  r->qc = qc;
+  rpci_qconn_ref(qc);
+  r->timeout_ms = -1;
+  rpci_stream_attach(qc, &r->st, stream_id);
+}
+
+/* The request is complete: queue it for dispatch after the batch. */
+static void make_ready(rpcnet_request *r) {
+  rpcnet_server *srv = r->srv;
+  r->state = RQ_READY;
+  atomic_fetch_add(&r->refs, 1); /* the dispatcher's, becomes the app's */
+  pthread_mutex_lock(&srv->mu);
+  r->next = NULL;
+  if (srv->ready_tail) srv->ready_tail->next = r;
+  else srv->ready_head = r;
+  srv->ready_tail = r;
+  pthread_mutex_unlock(&srv->mu);
+}
+
+static void reject_input(rpcnet_request *r, int werr) {
+  rpci_log(RPCI_LOG_INFO, "call from %s: bad input: %s", rpci_qconn_peer_addr(r->qc),
+           rpci_frame_reader_error(r->reader));
+  r->state = RQ_DEAD;
+  rpci_stream_reset(&r->st, rpci_wire_err_app_code(werr));
+}
+
+static void on_stream_data(rpci_stream *s, const uint8_t *data, size_t len, int fin) {
+  rpcnet_request *r = (rpcnet_request *)s;
+  rpci_stream_consume(s, len);
+  if (r->state != RQ_RECEIVING) return;
+  while (len > 0) {
+    rpci_frame f;
+    memset(&f, 0, sizeof f);
+    size_t used = 0;
+    int err = rpci_frame_reader_feed(r->reader, data, len, &used, &f);
+    if (err != RPCI_WIRE_OK) {
+      rpci_frame_clear(&f);
+      reject_input(r, err);
+      return;
+    }
+    data += used;
+    len -= used;
+    if (f.type == RPCI_FRAME_HEADER) {
+      r->method = f.method;
+      f.method = NULL;
+      r->timeout_ms = f.timeout_ms;
+      if (f.timeout_ms >= 0) r->deadline_ms = rpci_mono_ms() + f.timeout_ms;
+      r->metadata = f.metadata;
+      memset(&f.metadata, 0, sizeof f.metadata);
+    } else if (f.type == RPCI_FRAME_MESSAGE) {
+      if (++r->nmsg == 1) {
+        r->data = f.data;
+        r->len = f.len;
+        f.data = NULL;
+      }
+    }
+    rpci_frame_clear(&f);
+    if (used == 0) break;
+  }
+  if (!fin) return;
+  int err = rpci_frame_reader_finish(r->reader);
+  if (err != RPCI_WIRE_OK) {
+    reject_input(r, err);
+    return;
+  }
+  make_ready(r);
+}
+
+static void on_stream_reset(rpci_stream *s, uint64_t app_error) {
+  rpcnet_request *r = (rpcnet_request *)s;
+  r->cancelled = 1;
+  if (r->state == RQ_RECEIVING) r->state = RQ_DEAD;
+}
+
+static void on_stream_close(rpci_stream *s, uint64_t app_error) {
+  rpcnet_request *r = (rpcnet_request *)s;
+  r->closed = 1;
+  if (app_error != 0 && app_error != RPCI_H_NO_ERROR) r->cancelled |= r->state != RQ_ANSWERED;
+  if (r->state == RQ_RECEIVING || r->state == RQ_DEAD) {
+    r->state = RQ_DEAD;
+    uncount(r);
+  }
+  req_unref(r); /* the transport's reference */
+}
+
+static method *find_method_locked(rpcnet_server *srv, const char *name) {
+  for (method *m = srv->methods; m; m = m->next)
+    if (!strcmp(m->name, name)) return m;
+  return NULL;
+}
+
+static void pull_signal_locked(rpcnet_server *srv, int readable) {
+  if (readable && !srv->pull_signalled) {
+    uint64_t one = 1;
+    if (write(srv->pull_fd, &one, sizeof one) == sizeof one) srv->pull_signalled = 1;
+  } else if (!readable && srv->pull_signalled && !srv->shut) {
+    uint64_t v;
+    if (read(srv->pull_fd, &v, sizeof v) == sizeof v) srv->pull_signalled = 0;
+  }
+}
+
+static void dispatch(rpcnet_request *r) {
+  rpcnet_server *srv = r->srv;
+  rpci_qconn_lock(r->qc);
+  if (r->state != RQ_READY || r->cancelled || r->closed) {
+    r->state = RQ_DEAD;
+    rpci_qconn_unlock(r->qc);
+    uncount(r);
+    req_unref(r);
+    return;
+  }
+  if (r->nmsg != 1) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "unary call carried %d messages, expected 1", r->nmsg);
+    answer_internal_locked(r, RPCNET_INVALID_ARGUMENT, msg);
+    rpci_qconn_unlock(r->qc);
+    uncount(r);
+    req_unref(r);
+    return;
+  }
+  pthread_mutex_lock(&srv->mu);
+  method *m = find_method_locked(srv, r->method);
+  rpcnet_handler_fn fn = m ? m->fn : NULL;
+  void *user = m ? m->user : NULL;
+  if (m && !fn) {
+    r->state = RQ_DISPATCHED;
+    r->next = NULL;
+    if (srv->pull_tail) srv->pull_tail->next = r;
+    else srv->pull_head = r;
+    srv->pull_tail = r;
+    pull_signal_locked(srv, 1);
+    pthread_cond_signal(&srv->cv);
+  }
+  pthread_mutex_unlock(&srv->mu);
+  if (!m) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "method '%.256s' is not implemented", r->method);
+    answer_internal_locked(r, RPCNET_UNIMPLEMENTED, msg);
+    rpci_qconn_unlock(r->qc);
+    uncount(r);
+    req_unref(r);
+    return;
+  }
+  if (!fn) {
+    rpci_qconn_unlock(r->qc);
+    return;
+  }
+  r->state = RQ_DISPATCHED;
+  rpci_qconn_unlock(r->qc);
+  fn(r, user); /* owns r now */
+}
+
+static void on_after_batch(rpci_qconn *qc, void *user) {
+  rpcnet_server *srv = user;
+  for (;;) {
+    pthread_mutex_lock(&srv->mu);
+    rpcnet_request *r = srv->ready_head;
+    if (r) {
+      srv->ready_head = r->next;
+      if (!srv->ready_head) srv->ready_tail = NULL;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    if (!r) return;
+    dispatch(r);
+  }
+}
+
+static const rpci_qconn_events server_events = {
+    .stream_open = on_stream_open,
+    .stream_data = on_stream_data,
+    .stream_reset = on_stream_reset,
+    .stream_close = on_stream_close,
+    .after_batch = on_after_batch,
+};
+
+/* ---- public API ------------------------------------------------------------ */
+
+rpcnet_server *rpcnet_server_new(const rpcnet_config *cfg) {
+  rpci_clear_error();
+  rpcnet_server *srv = calloc(1, sizeof *srv);
+  if (!srv) {
+    rpci_set_error("out of memory");
+    return NULL;
+  }
+  rpci_options def;
+  rpci_options_default(&def);
+  if (rpci_options_copy(&srv->opts, cfg ? rpci_config_options(cfg) : &def) != 0) {
+    free(srv);
+    rpci_set_error("out of memory");
+    return NULL;
+  }
+  atomic_init(&srv->refs, 1);
+  pthread_mutex_init(&srv->mu, NULL);
+  rpci_cond_init(&srv->cv);
+  srv->pull_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  rpci_wire_limits_default(&srv->limits);
+  srv->limits.max_message_size = srv->opts.max_message_size;
+  srv->tls = rpci_tls_ctx_new(1, &srv->opts);
+  srv->loop = srv->tls ? rpci_loop_pick(srv->opts.io_threads) : NULL;
+  if (!srv->tls || !srv->loop || srv->pull_fd < 0) {
+    char why[RPCI_ERRMSG_MAX];
+    snprintf(why, sizeof why, "%s", rpci_get_error());
+    srv_unref(srv);
+    rpci_set_error("%s", why);
+    return NULL;
+  }
+  return srv;
+}
+
+int rpcnet_server_listen(rpcnet_server *srv, const char *addr) {
+  rpci_clear_error();
+  if (!srv || !addr) {
+    rpci_set_error("rpcnet_server_listen: NULL argument");
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  if (srv->shut || srv->draining) {
+    rpci_set_error("server is shut down");
+    return RPCNET_FAILED_PRECONDITION;
+  }
+  if (srv->ep) {
+    rpci_set_error("server is already listening");
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (rpci_parse_addr(addr, 1, &ss, &len, NULL, 0) != 0) return RPCNET_INVALID_ARGUMENT;
+  rpci_qconn_params p = {
+      .max_concurrent_streams = srv->opts.max_concurrent_streams,
+      .idle_timeout_ms = srv->opts.idle_timeout_ms,
+      .keep_alive_ms = srv->opts.keep_alive_ms < 0 ? 0 : srv->opts.keep_alive_ms,
+      .handshake_timeout_ms = srv->opts.handshake_timeout_ms,
+  };
+  srv->ep = rpci_endpoint_new(srv->loop, (struct sockaddr *)&ss, len, srv->tls, &p,
+                              &server_events, srv);
+  return srv->ep ? RPCNET_OK : RPCNET_UNAVAILABLE;
+}
+
+int rpcnet_server_port(const rpcnet_server *srv) {
+  return srv && srv->ep ? rpci_endpoint_port(srv->ep) : -1;
+}
+
+int rpcnet_server_handle(rpcnet_server *srv, const char *name, rpcnet_handler_fn fn, void *user) {
+  rpci_clear_error();
+  if (!srv || !name || !*name) {
+    rpci_set_error("rpcnet_server_handle: NULL server or empty method name");
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  pthread_mutex_lock(&srv->mu);
+  method *m = find_method_locked(srv, name);
+  if (!m) {
+    m = calloc(1, sizeof *m);
+    if (m) m->name = strdup(name);
+    if (!m || !m->name) {
+      free(m);
+      pthread_mutex_unlock(&srv->mu);
+      rpci_set_error("out of memory");
+      return RPCNET_RESOURCE_EXHAUSTED;
+    }
+    m->next = srv->methods;
+    srv->methods = m;
+  }
+  m->fn = fn;
+  m->user = user;
+  pthread_mutex_unlock(&srv->mu);
+  return RPCNET_OK;
+}
+
+int rpcnet_server_next(rpcnet_server *srv, int timeout_ms, rpcnet_request **out) {
+  rpci_clear_error();
+  if (!srv || !out) {
+    rpci_set_error("rpcnet_server_next: NULL argument");
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  *out = NULL;
+  struct timespec until;
+  rpci_abs_deadline(&until, timeout_ms);
+  pthread_mutex_lock(&srv->mu);
+  for (;;) {
+    rpcnet_request *r = srv->pull_head;
+    if (r) {
+      srv->pull_head = r->next;
+      if (!srv->pull_head) {
+        srv->pull_tail = NULL;
+        pull_signal_locked(srv, 0);
+      }
+      r->next = NULL;
+      pthread_mutex_unlock(&srv->mu);
+      *out = r;
+      return RPCNET_OK;
+    }
+    if (srv->shut) {
+      pthread_mutex_unlock(&srv->mu);
+      rpci_set_error("server is shut down");
+      return RPCNET_UNAVAILABLE;
+    }
+    if (timeout_ms == 0) break;
+    if (timeout_ms < 0) {
+      pthread_cond_wait(&srv->cv, &srv->mu);
+    } else if (pthread_cond_timedwait(&srv->cv, &srv->mu, &until) == ETIMEDOUT) {
+      break;
+    }
+  }
+  pthread_mutex_unlock(&srv->mu);
+  rpci_set_error("no call within the timeout");
+  return RPCNET_DEADLINE_EXCEEDED;
+}
+
+int rpcnet_server_fd(const rpcnet_server *srv) { return srv ? srv->pull_fd : -1; }
+
+int rpcnet_server_shutdown(rpcnet_server *srv, int drain_timeout_ms) {
+  if (!srv) return RPCNET_INVALID_ARGUMENT;
+  pthread_mutex_lock(&srv->mu);
+  if (srv->shut || srv->draining) {
+    pthread_mutex_unlock(&srv->mu);
+    return RPCNET_OK;
+  }
+  srv->draining = 1;
+  pthread_mutex_unlock(&srv->mu);
+  if (srv->ep) rpci_endpoint_set_accepting(srv->ep, 0);
+  /* Drain: wait for calls in flight, up to the timeout. */
+  struct timespec until;
+  rpci_abs_deadline(&until, drain_timeout_ms < 0 ? 0 : drain_timeout_ms);
+  pthread_mutex_lock(&srv->mu);
+  while (srv->inflight > 0 && drain_timeout_ms > 0)
+    if (pthread_cond_timedwait(&srv->cv, &srv->mu, &until) == ETIMEDOUT) break;
+  /* What remains queued is failed; what the application holds fails when
+   * answered (its connection is closed below). */
+  rpcnet_request *q = srv->pull_head;
+  srv->pull_head = srv->pull_tail = NULL;
+  srv->shut = 1;
+  pull_signal_locked(srv, 1);
+  pthread_cond_broadcast(&srv->cv);
+  pthread_mutex_unlock(&srv->mu);
+  while (q) {
+    rpcnet_request *next = q->next;
+    answer(q, NULL, 0, 0, RPCNET_UNAVAILABLE, "server shutting down");
+    q = next;
+  }
+  if (srv->ep) rpci_endpoint_close(srv->ep, RPCI_H_NO_ERROR);
+  return RPCNET_OK;
+}
+
+void rpcnet_server_free(rpcnet_server *srv) {
+  if (!srv) return;
+  rpcnet_server_shutdown(srv, 0);
+  srv_unref(srv);
+}
+
+const char *rpcnet_request_method(const rpcnet_request *r) { return r ? r->method : NULL; }
+
+const void *rpcnet_request_data(const rpcnet_request *r, size_t *len) {
+  static const uint8_t empty[1];
+  if (len) *len = r ? r->len : 0;
+  if (!r) return NULL;
+  return r->data ? r->data : empty;
+}
+
+const char *rpcnet_request_peer(const rpcnet_request *r) {
+  if (!r) return NULL;
+  if (!r->peer) {
+    /* Written once, by the request's owner (the only thread using it). */
+    const char *subj = rpci_qconn_peer_subject(r->qc);
+    char buf[400];
+    snprintf(buf, sizeof buf, "%s%s%s", rpci_qconn_peer_addr(r->qc), subj[0] ? " subject=" : "",
+             subj);
+    ((rpcnet_request *)r)->peer = strdup(buf);
+  }
+  return r->peer ? r->peer : "";
+}
+
+int rpcnet_request_reply(rpcnet_request *r, const void *data, size_t len) {
+  rpci_clear_error();
+  if (r && !data && len) {
+    rpci_set_error("rpcnet_request_reply: NULL data with non-zero length");
+    return answer(r, NULL, 0, 0, RPCNET_INTERNAL, "server passed invalid reply");
+  }
+  return answer(r, data ? data : "", len, 1, RPCNET_OK, NULL);
+}
+
+int rpcnet_request_fail(rpcnet_request *r, int status, const char *message) {
+  rpci_clear_error();
+  if (status < 1 || status > 16) status = RPCNET_UNKNOWN;
+  return answer(r, NULL, 0, 0, status, message);
+}

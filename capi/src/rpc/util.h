@@ -1,0 +1,22 @@
+/*
+ * Small helpers of the rpc layer: monotonic time, condition variables on
+ * the monotonic clock, deadlines, UTF-8 checks.
+ * Design notes: stateless; safe from any thread.
+ */
+#ifndef RPCI_RPC_UTIL_H
+#define RPCI_RPC_UTIL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+int64_t rpci_mono_ms(void);
+/* A condition variable whose timed waits use CLOCK_MONOTONIC. */
+void rpci_cond_init(pthread_cond_t *cv);
+/* The CLOCK_MONOTONIC instant timeout_ms from now (timeout_ms >= 0). */
+void rpci_abs_deadline(struct timespec *ts, int64_t timeout_ms);
+/* The instant of a monotonic millisecond deadline. */
+void rpci_ms_to_timespec(struct timespec *ts, int64_t mono_ms);
+
+#endif
