@@ -148,4 +148,18 @@ int rpci_frame_encode_status(rpci_buf *out, int status,
                              const char *message /* may be NULL */,
                              const rpci_md *trailers /* may be NULL */);
 
+/* ---- additions (wire format v1 implementation) ------------------------- */
+
+/* The stable name of a reader error, as used in conformance/vectors:
+ * "ok", "malformed", "too_large", "unexpected", "truncated", "nomem". */
+const char *rpci_wire_err_name(int wire_err);
+
+/* Bytes of buffer storage the reader holds right now (message or map
+ * buffer capacity). For tests of the allocation bound. */
+size_t rpci_frame_reader_buffered(const rpci_frame_reader *r);
+
+/* 1 when metadata key k (NUL-terminated) names a binary entry ("-bin"
+ * suffix), else 0. */
+int rpci_md_key_is_bin(const char *k);
+
 #endif
