@@ -249,6 +249,7 @@ void rpci_qconn_unlock(rpci_qconn *qc) {
 /* ---- failure and teardown ------------------------------------------------ */
 
 static void teardown_task(void *arg);
+static void stream_free_chunks(rpci_stream *s);
 
 static void describe_close(rpci_qconn *qc, int liberr) {
   if (qc->err[0]) return;
@@ -352,6 +353,7 @@ static void teardown(rpci_qconn *qc) {
     s->in_sendq = 0;
     s->prev = s->next = NULL;
     if (s->id >= 0) ngtcp2_conn_set_stream_user_data(qc->conn, s->id, NULL);
+    stream_free_chunks(s);
     qc->ev->stream_close(s, RPCI_CONN_LOST);
   }
   if (qc->ev->closed) qc->ev->closed(qc, qc->user);
