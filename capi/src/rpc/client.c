@@ -129,7 +129,7 @@ static int status_for_reset(uint64_t code, const char **why) {
 
 static void bad_response(call *k, int werr) {
   char msg[RPCI_ERRMSG_MAX];
-  snprintf(msg, sizeof msg, "malformed response: %s", rpci_frame_reader_error(k->reader));
+  snprintf(msg, sizeof msg, "response rejected: %s", rpci_frame_reader_error(k->reader));
   rpci_stream_reset(&k->st, rpci_wire_err_app_code(werr));
   complete(k, werr == RPCI_WIRE_TOO_LARGE ? RPCNET_RESOURCE_EXHAUSTED : RPCNET_INTERNAL, msg);
 }
