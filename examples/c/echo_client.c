@@ -29,6 +29,7 @@ static void usage(const char *argv0) {
 
 int main(int argc, char **argv) {
   const char *ca = NULL, *server_name = NULL, *method = "echo", *timeout = "5000";
+  setvbuf(stdout, NULL, _IOLBF, 0); /* keep results and errors in order */
   int i = 1;
   for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
     if (strcmp(argv[i], "--") == 0) {
@@ -77,7 +78,7 @@ int main(int argc, char **argv) {
   rpcnet_client *cli = rpcnet_client_connect(cfg, addr);
   rpcnet_config_free(cfg);
   if (!cli) {
-    fprintf(stderr, "echo_client: cannot connect to %s: %s\n", addr, rpcnet_last_error());
+    fprintf(stderr, "echo_client: connect failed: %s\n", rpcnet_last_error());
     return 1;
   }
   printf("connected to %s in %.2f ms\n", addr, now_ms() - t0);
