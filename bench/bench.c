@@ -39,8 +39,11 @@
 
 /* ---- options ---------------------------------------------------------------- */
 
+#define MAX_SHAPES 16
+
 static struct {
   int quick, json, io_threads;
+  int nshapes, shapes[MAX_SHAPES][2]; /* --shape: replaces the default shapes */
   double seconds, warmup;
   const char *pki, *gen_certs;
 } opt = {.seconds = 2.0, .warmup = 0.5};
@@ -48,13 +51,15 @@ static struct {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: rpcnet_bench [--quick] [--json] [--seconds S] [--pki DIR]\n"
-          "                    [--gen-certs PATH] [--io-threads N]\n"
+          "                    [--gen-certs PATH] [--io-threads N] [--shape CxM]...\n"
           "  --quick         short runs (0.3 s per figure) for a smoke test\n"
           "  --json          print one JSON object instead of the table\n"
           "  --seconds S     measured seconds per figure (default 2, after 0.5 s warm-up)\n"
           "  --pki DIR       use DIR/ca.pem, DIR/server.pem, DIR/server-key.pem\n"
           "  --gen-certs P   path of scripts/gen-certs.sh (default: found from the source tree)\n"
-          "  --io-threads N  size of rpcnet's I/O thread pool (default: the library's, 1)\n");
+          "  --io-threads N  size of rpcnet's I/O thread pool (default: the library's, 1)\n"
+          "  --shape CxM     measure C connections x M calls in flight each instead of the\n"
+          "                  default shapes 1x1 1x16 1x64 4x64 (repeatable)\n");
 }
 
 /* ---- time and statistics ------------------------------------------------------ */
@@ -470,6 +475,16 @@ int main(int argc, char **argv) {
       opt.gen_certs = argv[++i];
     } else if (strcmp(a, "--io-threads") == 0 && has) {
       opt.io_threads = atoi(argv[++i]);
+    } else if (strcmp(a, "--shape") == 0 && has) {
+      int c = 0, m = 0;
+      if (opt.nshapes == MAX_SHAPES || sscanf(argv[++i], "%dx%d", &c, &m) != 2 || c < 1 || m < 1 ||
+          c * m > 4096) {
+        fprintf(stderr, "rpcnet_bench: bad --shape %s (want CxM, e.g. 4x16)\n", argv[i]);
+        return 2;
+      }
+      opt.shapes[opt.nshapes][0] = c;
+      opt.shapes[opt.nshapes][1] = m;
+      opt.nshapes++;
     } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(stdout);
       return 0;
@@ -524,11 +539,13 @@ int main(int argc, char **argv) {
   snprintf(addr, sizeof addr, "127.0.0.1:%d", rpcnet_server_port(srv));
 
   static const size_t payloads[] = {64, 16 * 1024};
-  static const int shapes[][2] = {{1, 1}, {1, 16}, {1, 64}, {4, 64}};
-  struct result res[8];
+  static const int default_shapes[][2] = {{1, 1}, {1, 16}, {1, 64}, {4, 64}};
+  const int(*shapes)[2] = opt.nshapes ? (const int(*)[2])opt.shapes : default_shapes;
+  size_t nshapes = opt.nshapes ? (size_t)opt.nshapes : 4;
+  struct result res[2 * MAX_SHAPES];
   int nr = 0;
   for (size_t p = 0; p < 2; p++) {
-    for (size_t s = 0; s < 4; s++) {
+    for (size_t s = 0; s < nshapes; s++) {
       if (!opt.json)
         fprintf(stderr, "measuring rpcnet %d conn x %d in flight, %zu B...\n", shapes[s][0],
                 shapes[s][1], payloads[p]);
