@@ -5,7 +5,7 @@ JOBS ?= 2
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 60
 
 .PHONY: all deps build build-asan demo test test-c test-asan fuzz fuzz-smoke bench install format clean
 
@@ -39,7 +39,7 @@ fuzz-smoke: deps
 	@bash scripts/fuzz.sh $(FUZZ_BUILD) 10
 
 fuzz: deps
-	@bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)00
+	@bash scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 bench: build
 	./$(BUILD)/bench/rpcnet_bench

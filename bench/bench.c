@@ -103,6 +103,7 @@ typedef int (*op_fn)(struct worker *w); /* one round trip; 0 = OK */
 
 struct worker {
   pthread_t th;
+  int cpu; /* >= 0: pin the worker thread to this CPU */
   op_fn op;
   rpcnet_client *cli;
   int fd; /* UDP */
@@ -114,8 +115,18 @@ struct worker {
   char error[200];
 };
 
+/* Pins the calling thread to one CPU (no-op when cpu < 0). */
+static void pin_self(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
 static void *worker_main(void *arg) {
   struct worker *w = arg;
+  pin_self(w->cpu);
   while (phase != 2) {
     uint64_t t0 = now_ns();
     int rc = w->op(w);
@@ -231,9 +242,11 @@ static void run_workers(struct worker *w, int n, struct result *res) {
 /* ---- UDP ping-pong baseline ------------------------------------------------------ */
 
 static _Atomic int udp_stop;
+static int udp_echo_cpu = -1;
 
 static void *udp_echo_main(void *arg) {
   int fd = *(int *)arg;
+  pin_self(udp_echo_cpu);
   uint8_t buf[2048];
   while (!udp_stop) {
     struct sockaddr_storage from;
@@ -261,7 +274,12 @@ static int udp_socket(struct sockaddr_in *bound) {
   return fd;
 }
 
-static int bench_udp(struct result *res) {
+/* The UDP baseline with the two threads on different cores (cross = 1,
+ * CPUs 0 and 1) or on one core (cross = 0, CPU 0). Left to the scheduler,
+ * a ping-pong pair often lands on one core (about 3 us here) while
+ * rpcnet's caller and I/O thread run on two (tens of us per wake-up), so
+ * the placement is fixed to compare like with like. */
+static int bench_udp(struct result *res, int cross) {
   struct sockaddr_in echo_addr, cli_addr;
   int efd = udp_socket(&echo_addr), cfd = udp_socket(&cli_addr);
   if (efd < 0 || cfd < 0 || connect(cfd, (struct sockaddr *)&echo_addr, sizeof echo_addr) != 0) {
@@ -269,11 +287,13 @@ static int bench_udp(struct result *res) {
     return -1;
   }
   udp_stop = 0;
+  int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  udp_echo_cpu = ncpu >= 2 ? (cross ? 1 : 0) : -1;
   pthread_t th;
   if (pthread_create(&th, NULL, udp_echo_main, &efd) != 0) return -1;
-  struct worker w = {.op = udp_op, .fd = cfd, .payload = UDP_PAYLOAD};
-  *res =
-      (struct result){.name = "UDP ping-pong", .conns = 1, .in_flight = 1, .payload = UDP_PAYLOAD};
+  struct worker w = {.op = udp_op, .fd = cfd, .payload = UDP_PAYLOAD, .cpu = ncpu >= 2 ? 0 : -1};
+  *res = (struct result){.name = cross ? "UDP ping-pong, 2 cores" : "UDP ping-pong, 1 core",
+                         .conns = 1, .in_flight = 1, .payload = UDP_PAYLOAD};
   run_workers(&w, 1, res);
   udp_stop = 1;
   pthread_join(th, NULL);
@@ -327,7 +347,7 @@ static int bench_rpc(const char *addr, int conns, int in_flight, size_t payload,
   if (!cli || !w) rc = -1;
   if (rc == 0) {
     for (int i = 0; i < n; i++)
-      w[i] = (struct worker){.op = rpc_op, .cli = cli[i % conns], .payload = payload};
+      w[i] = (struct worker){.op = rpc_op, .cli = cli[i % conns], .payload = payload, .cpu = -1};
     run_workers(w, n, res);
   }
   for (int i = 0; cli && i < conns; i++) rpcnet_client_close(cli[i]);
@@ -406,17 +426,25 @@ static void fmt_payload(char *out, size_t n, size_t payload) {
     snprintf(out, n, "%zu B", payload);
 }
 
+static const struct result *udp_same_core; /* reference row */
+
 static void print_table(const struct result *udp, const struct result *r, int nr) {
   printf("rpcnet %s benchmark: loopback, server and clients in one process, %s\n", rpcnet_version(),
          opt.quick ? "QUICK mode (figures are rough)" : "default mode");
   printf("%.1f s measured per figure after %.1f s warm-up; latency = round trip of one call\n",
          opt.seconds, opt.warmup);
-  printf("ratios: latency / UDP p50, throughput / UDP round trips per second\n\n");
+  printf("ratios: latency / UDP p50, throughput / UDP round trips per second (UDP threads pinned\n"
+         "to two cores: rpcnet's caller and I/O thread also run on two)\n\n");
   printf("%-32s %8s %10s %10s %12s %9s %9s %9s %7s\n", "figure", "payload", "p50 us", "p99 us",
          "per second", "p50/udp", "p99/udp", "tput/udp", "errors");
-  printf("%-32s %8s %10.1f %10.1f %12.0f %9.2f %9.2f %9.2f %7llu\n", "UDP ping-pong (baseline)",
+  printf("%-32s %8s %10.1f %10.1f %12.0f %9.2f %9.2f %9.2f %7llu\n", "UDP ping-pong, 2 cores (base)",
          "64 B", udp->p50_us, udp->p99_us, udp->per_s, 1.0, udp->p99_us / udp->p50_us, 1.0,
          (unsigned long long)udp->errors);
+  if (udp_same_core)
+    printf("%-32s %8s %10.1f %10.1f %12.0f %9.2f %9.2f %9.2f %7llu\n", "UDP ping-pong, 1 core (ref)",
+           "64 B", udp_same_core->p50_us, udp_same_core->p99_us, udp_same_core->per_s,
+           udp_same_core->p50_us / udp->p50_us, udp_same_core->p99_us / udp->p50_us,
+           udp_same_core->per_s / udp->per_s, (unsigned long long)udp_same_core->errors);
   for (int i = 0; i < nr; i++) {
     char name[64], pl[32];
     snprintf(name, sizeof name, "rpcnet %d conn x %d in flight", r[i].conns, r[i].in_flight);
@@ -508,12 +536,13 @@ int main(int argc, char **argv) {
   }
 
   int status = 0;
-  struct result udp;
-  if (!opt.json) fprintf(stderr, "measuring UDP ping-pong...\n");
-  if (bench_udp(&udp) != 0) {
+  struct result udp, udp1;
+  if (!opt.json) fprintf(stderr, "measuring UDP ping-pong (2 cores, then 1 core)...\n");
+  if (bench_udp(&udp, 1) != 0 || bench_udp(&udp1, 0) != 0) {
     cleanup_pki();
     return 1;
   }
+  udp_same_core = &udp1;
 
   rpcnet_config *cfg = rpcnet_config_new();
   char io[16];

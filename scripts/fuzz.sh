@@ -22,7 +22,7 @@ for t in $targets; do
   mkdir -p "$work"
   seeds="tests/fuzz/corpus/$name"
   echo "fuzz: $name for ${secs}s"
-  "$t" -max_total_time="$secs" -print_final_stats=1 "$work" $( [ -d "$seeds" ] && echo "$seeds" ) \
+  "$t" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="$work/" "$work" $( [ -d "$seeds" ] && echo "$seeds" ) \
     2>"$work.log" || { tail -50 "$work.log"; echo "fuzz: $name FAILED" >&2; exit 1; }
   grep -E 'stat::number_of_executed_units' "$work.log" | sed "s/^/fuzz: $name /"
 done

@@ -10,7 +10,9 @@ set -euo pipefail
 dir=${1:?usage: gen-certs.sh DIR}
 mkdir -p "$dir"
 cd "$dir"
-[ -f .done ] && exit 0
+# Reuse a PKI made within the last day (certificates last two).
+[ -n "$(find . -maxdepth 1 -name .done -mmin -1440 2>/dev/null)" ] && exit 0
+rm -f .done
 
 key() { certtool --generate-privkey --key-type=ecdsa --curve=secp256r1 --outfile "$1" 2>/dev/null; }
 tmpl() { printf '%s\n' "$@" > "$T"; }

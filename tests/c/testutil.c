@@ -6,7 +6,7 @@
 int tu_failed_checks;
 int tu_cases_passed, tu_cases_failed;
 
-const char *tu_pki_dir(void) {
+static const char *pki_dir_unlocked(void) {
   static char dir[1024];
   if (dir[0]) return dir;
   snprintf(dir, sizeof dir, "%s/test-pki", RPCNET_BINARY_DIR);
@@ -167,7 +167,10 @@ const char *tu_pki_dir_locked(void) {
   if (fd >= 0)
     while (flock(fd, LOCK_EX) != 0) {
     }
-  const char *dir = tu_pki_dir();
+  const char *dir = pki_dir_unlocked();
   if (fd >= 0) close(fd); /* releases the lock */
   return dir;
 }
+
+/* Always under the lock: test programs run in parallel share the PKI. */
+const char *tu_pki_dir(void) { return tu_pki_dir_locked(); }

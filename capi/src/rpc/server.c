@@ -137,18 +137,20 @@ static void uncount(rpcnet_request *r) {
  * rpcnet status of the attempt. */
 static int send_answer_locked(rpcnet_request *r, const void *data, size_t len, int with_msg,
                               int status, const char *message) {
-  if (r->closed || rpci_qconn_state_get(r->qc) == RPCI_QC_CLOSED) {
-    rpci_set_error("the call's connection is gone");
-    return RPCNET_UNAVAILABLE;
+  /* Most specific reason first: a client that gave up at its deadline
+   * also reset the stream, which closes it. */
+  if (r->deadline_ms && rpci_mono_ms() > r->deadline_ms) {
+    rpci_stream_reset(&r->st, RPCI_H_CANCELLED);
+    rpci_set_error("the call's deadline passed before the answer");
+    return RPCNET_DEADLINE_EXCEEDED;
   }
   if (r->cancelled) {
     rpci_set_error("the client cancelled the call");
     return RPCNET_CANCELLED;
   }
-  if (r->deadline_ms && rpci_mono_ms() > r->deadline_ms) {
-    rpci_stream_reset(&r->st, RPCI_H_CANCELLED);
-    rpci_set_error("the call's deadline passed before the answer");
-    return RPCNET_DEADLINE_EXCEEDED;
+  if (r->closed || rpci_qconn_state_get(r->qc) == RPCI_QC_CLOSED) {
+    rpci_set_error("the call's connection is gone");
+    return RPCNET_UNAVAILABLE;
   }
   int rc = RPCNET_OK;
   if (with_msg && len > r->srv->opts.max_message_size) {
@@ -284,7 +286,9 @@ static void on_stream_data(rpci_stream *s, const uint8_t *data, size_t len, int 
       r->method = f.method;
       f.method = NULL;
       r->timeout_ms = f.timeout_ms;
-      if (f.timeout_ms >= 0) r->deadline_ms = rpci_mono_ms() + f.timeout_ms;
+      /* Clamp: a peer may send up to 2^64-1 ms; a year is "no deadline". */
+      if (f.timeout_ms >= 0 && f.timeout_ms < 365LL * 24 * 3600 * 1000)
+        r->deadline_ms = rpci_mono_ms() + f.timeout_ms;
       r->metadata = f.metadata;
       memset(&f.metadata, 0, sizeof f.metadata);
     } else if (f.type == RPCI_FRAME_MESSAGE) {
@@ -315,7 +319,6 @@ static void on_stream_reset(rpci_stream *s, uint64_t app_error) {
 static void on_stream_close(rpci_stream *s, uint64_t app_error) {
   rpcnet_request *r = (rpcnet_request *)s;
   r->closed = 1;
-  if (app_error != 0 && app_error != RPCI_H_NO_ERROR) r->cancelled |= r->state != RQ_ANSWERED;
   if (r->state == RQ_RECEIVING || r->state == RQ_DEAD) {
     r->state = RQ_DEAD;
     uncount(r);

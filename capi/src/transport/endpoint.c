@@ -217,7 +217,7 @@ static void on_packet(void *arg, const struct sockaddr *from, socklen_t fromlen,
 
 static void on_readable(uv_poll_t *h, int status, int events) {
   rpci_endpoint *ep = h->data;
-  rpci_udp_recv_each(ep->fd, on_packet, ep);
+  rpci_udp_recv_each(ep->fd, on_packet, ep, NULL);
   for (size_t i = 0; i < ep->ntouched; i++) {
     rpci_qconn_batch_end(ep->touched[i]);
     rpci_qconn_unref(ep->touched[i]);

@@ -773,7 +773,16 @@ static void feed_pkt(void *arg, const struct sockaddr *from, socklen_t fromlen, 
 static void on_client_readable(uv_poll_t *h, int status, int events) {
   rpci_qconn *qc = h->data;
   rpci_qconn_ref(qc);
-  rpci_udp_recv_each(qc->fd, feed_pkt, qc);
+  int refused = 0;
+  rpci_udp_recv_each(qc->fd, feed_pkt, qc, &refused);
+  if (refused) { /* nothing listens there: say so now, not at the timeout */
+    pthread_mutex_lock(&qc->mu);
+    if (qc->state == RPCI_QC_HANDSHAKE && !qc->doomed) {
+      snprintf(qc->err, sizeof qc->err, "connection refused by %s (nothing listening?)", qc->peer);
+      fail_locked(qc, NGTCP2_ERR_DROP_CONN);
+    }
+    pthread_mutex_unlock(&qc->mu);
+  }
   rpci_qconn_batch_end(qc);
   rpci_qconn_unref(qc);
 }

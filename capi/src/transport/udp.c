@@ -156,7 +156,7 @@ void rpci_udp_send_batch(int fd, const struct sockaddr *to, socklen_t tolen,
 #define RECV_BATCH 32
 #define RECV_MAX_PER_CALL 256
 
-size_t rpci_udp_recv_each(int fd, rpci_udp_pkt_fn fn, void *arg) {
+size_t rpci_udp_recv_each(int fd, rpci_udp_pkt_fn fn, void *arg, int *refused) {
   static _Thread_local uint8_t bufs[RECV_BATCH][2048];
   struct mmsghdr msgs[RECV_BATCH];
   struct iovec iov[RECV_BATCH];
@@ -173,6 +173,7 @@ size_t rpci_udp_recv_each(int fd, rpci_udp_pkt_fn fn, void *arg) {
       msgs[i].msg_hdr.msg_namelen = sizeof from[i];
     }
     int n = recvmmsg(fd, msgs, RECV_BATCH, MSG_DONTWAIT, NULL);
+    if (n < 0 && errno == ECONNREFUSED && refused) *refused = 1;
     if (n <= 0) break;
     for (int i = 0; i < n; i++)
       fn(arg, (struct sockaddr *)&from[i], msgs[i].msg_hdr.msg_namelen, bufs[i], msgs[i].msg_len);

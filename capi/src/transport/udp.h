@@ -34,7 +34,8 @@ void rpci_udp_send_batch(int fd, const struct sockaddr *to, socklen_t tolen,
 typedef void (*rpci_udp_pkt_fn)(void *arg, const struct sockaddr *from, socklen_t fromlen,
                                 const uint8_t *data, size_t len);
 /* Reads every pending datagram (up to a bound per call, for fairness) and
- * hands each to fn. Returns the number read. */
-size_t rpci_udp_recv_each(int fd, rpci_udp_pkt_fn fn, void *arg);
+ * hands each to fn. Returns the number read. On a connected socket, an ICMP
+ * "port unreachable" sets *refused (refused may be NULL). */
+size_t rpci_udp_recv_each(int fd, rpci_udp_pkt_fn fn, void *arg, int *refused);
 
 #endif
