@@ -304,7 +304,7 @@ static rpci_qconn *get_conn(rpcnet_client *c, int64_t deadline_ms, int *status) 
     int64_t limit = rpci_mono_ms() + c->opts.handshake_timeout_ms + 1000;
     struct timespec ts;
     rpci_ms_to_timespec(&ts, limit);
-    while (c->qc == qc && !c->established && !c->closing)
+    while (qc && c->qc == qc && !c->established && !c->closing)
       if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) break;
   } else {
     pthread_mutex_lock(&c->mu);

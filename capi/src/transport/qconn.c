@@ -164,9 +164,18 @@ static void arm_timer(rpci_qconn *qc) {
 
 static void fail_locked(rpci_qconn *qc, int liberr);
 
+/* Nothing listens at a client's peer address: fail now, not at the
+ * handshake timeout. Lock held. */
+static void refused_locked(rpci_qconn *qc) {
+  if (qc->state != RPCI_QC_HANDSHAKE || qc->doomed) return;
+  snprintf(qc->err, sizeof qc->err, "connection refused by %s (nothing listening?)", qc->peer);
+  fail_locked(qc, NGTCP2_ERR_DROP_CONN);
+}
+
 static void send_pkts(rpci_qconn *qc, uint8_t (*bufs)[MAX_PKT], const size_t *lens, size_t n) {
-  rpci_udp_send_batch(qc->fd, qc->own_fd ? NULL : (const struct sockaddr *)&qc->remote,
-                      qc->remote_len, bufs, lens, n);
+  if (rpci_udp_send_batch(qc->fd, qc->own_fd ? NULL : (const struct sockaddr *)&qc->remote,
+                          qc->remote_len, bufs, lens, n) != 0)
+    refused_locked(qc);
 }
 
 /* Writes every sendable packet now. Lock held. */
@@ -775,12 +784,9 @@ static void on_client_readable(uv_poll_t *h, int status, int events) {
   rpci_qconn_ref(qc);
   int refused = 0;
   rpci_udp_recv_each(qc->fd, feed_pkt, qc, &refused);
-  if (refused) { /* nothing listens there: say so now, not at the timeout */
+  if (refused) {
     pthread_mutex_lock(&qc->mu);
-    if (qc->state == RPCI_QC_HANDSHAKE && !qc->doomed) {
-      snprintf(qc->err, sizeof qc->err, "connection refused by %s (nothing listening?)", qc->peer);
-      fail_locked(qc, NGTCP2_ERR_DROP_CONN);
-    }
+    refused_locked(qc);
     pthread_mutex_unlock(&qc->mu);
   }
   rpci_qconn_batch_end(qc);

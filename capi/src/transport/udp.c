@@ -127,8 +127,8 @@ int rpci_udp_bind(const struct sockaddr *addr, socklen_t len, struct sockaddr_st
   return fd;
 }
 
-void rpci_udp_send_batch(int fd, const struct sockaddr *to, socklen_t tolen,
-                         uint8_t (*bufs)[1452], const size_t *lens, size_t n) {
+int rpci_udp_send_batch(int fd, const struct sockaddr *to, socklen_t tolen,
+                        uint8_t (*bufs)[1452], const size_t *lens, size_t n) {
   struct mmsghdr msgs[16];
   struct iovec iov[16];
   size_t done = 0;
@@ -146,11 +146,13 @@ void rpci_udp_send_batch(int fd, const struct sockaddr *to, socklen_t tolen,
     int rv = sendmmsg(fd, msgs, (unsigned)m, 0);
     if (rv < 0) {
       if (errno == EINTR) continue;
+      if (errno == ECONNREFUSED) return -1;
       rpci_log(RPCI_LOG_DEBUG, "sendmmsg: %s", strerror(errno));
-      return; /* dropped: QUIC loss recovery resends */
+      return 0; /* dropped: QUIC loss recovery resends */
     }
     done += (size_t)rv;
   }
+  return 0;
 }
 
 #define RECV_BATCH 32
