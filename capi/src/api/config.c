@@ -104,7 +104,16 @@ void rpcnet_config_free(rpcnet_config *c) {
   free(c);
 }
 
-const rpci_options *rpci_config_options(const rpcnet_config *c) { return &c->o; }
+
+int rpci_options_snapshot(rpci_options *dst, const rpcnet_config *cfg) {
+  rpci_options def;
+  rpci_options_default(&def);
+  if (rpci_options_copy(dst, cfg ? &cfg->o : &def) != 0) {
+    rpci_set_error("out of memory");
+    return -1;
+  }
+  return 0;
+}
 
 static int parse_int(const char *v, int64_t *out) {
   if (!*v) return -1;

@@ -348,11 +348,8 @@ rpcnet_client *rpcnet_client_connect(const rpcnet_config *cfg, const char *addr)
     rpci_set_error("out of memory");
     return NULL;
   }
-  rpci_options def;
-  rpci_options_default(&def);
-  if (rpci_options_copy(&c->opts, cfg ? rpci_config_options(cfg) : &def) != 0) {
+  if (rpci_options_snapshot(&c->opts, cfg) != 0) {
     free(c);
-    rpci_set_error("out of memory");
     return NULL;
   }
   atomic_init(&c->refs, 1);

@@ -32,7 +32,8 @@ int rpci_options_copy(rpci_options *dst, const rpci_options *src);
 void rpci_options_free(rpci_options *o);
 
 struct rpcnet_config;
-/* The options inside a public config. */
-const rpci_options *rpci_config_options(const struct rpcnet_config *c);
+/* A private copy of cfg's options (the defaults when cfg is NULL), for a
+ * client or server to keep. Returns 0, or -1 with rpci_set_error. */
+int rpci_options_snapshot(rpci_options *dst, const struct rpcnet_config *cfg);
 
 #endif

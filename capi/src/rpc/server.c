@@ -425,11 +425,8 @@ rpcnet_server *rpcnet_server_new(const rpcnet_config *cfg) {
     rpci_set_error("out of memory");
     return NULL;
   }
-  rpci_options def;
-  rpci_options_default(&def);
-  if (rpci_options_copy(&srv->opts, cfg ? rpci_config_options(cfg) : &def) != 0) {
+  if (rpci_options_snapshot(&srv->opts, cfg) != 0) {
     free(srv);
-    rpci_set_error("out of memory");
     return NULL;
   }
   atomic_init(&srv->refs, 1);
