@@ -342,31 +342,36 @@ static void pull_signal_locked(rpcnet_server *srv, int readable) {
   }
 }
 
+/* Ends a ready request the application never saw: answers it with status
+ * (unless the call is already dead), unlocks the connection and drops the
+ * dispatcher's reference. Connection lock held on entry. */
+static void end_undispatched(rpcnet_request *r, int status, const char *message) {
+  if (status != RPCNET_OK) answer_internal_locked(r, status, message);
+  else r->state = RQ_DEAD;
+  rpci_qconn_unlock(r->qc);
+  uncount(r);
+  req_unref(r);
+}
+
 static void dispatch(rpcnet_request *r) {
   rpcnet_server *srv = r->srv;
+  char msg[300];
   rpci_qconn_lock(r->qc);
   if (r->state != RQ_READY || r->cancelled || r->closed) {
-    r->state = RQ_DEAD;
-    rpci_qconn_unlock(r->qc);
-    uncount(r);
-    req_unref(r);
+    end_undispatched(r, RPCNET_OK, NULL); /* nobody to answer */
     return;
   }
   if (r->nmsg != 1) {
-    char msg[96];
     snprintf(msg, sizeof msg, "unary call carried %d messages, expected 1", r->nmsg);
-    answer_internal_locked(r, RPCNET_INVALID_ARGUMENT, msg);
-    rpci_qconn_unlock(r->qc);
-    uncount(r);
-    req_unref(r);
+    end_undispatched(r, RPCNET_INVALID_ARGUMENT, msg);
     return;
   }
   pthread_mutex_lock(&srv->mu);
   method *m = find_method_locked(srv, r->method);
   rpcnet_handler_fn fn = m ? m->fn : NULL;
   void *user = m ? m->user : NULL;
+  if (m) r->state = RQ_DISPATCHED;
   if (m && !fn) {
-    r->state = RQ_DISPATCHED;
     r->next = NULL;
     if (srv->pull_tail) srv->pull_tail->next = r;
     else srv->pull_head = r;
@@ -376,21 +381,12 @@ static void dispatch(rpcnet_request *r) {
   }
   pthread_mutex_unlock(&srv->mu);
   if (!m) {
-    char msg[300];
     snprintf(msg, sizeof msg, "method '%.256s' is not implemented", r->method);
-    answer_internal_locked(r, RPCNET_UNIMPLEMENTED, msg);
-    rpci_qconn_unlock(r->qc);
-    uncount(r);
-    req_unref(r);
+    end_undispatched(r, RPCNET_UNIMPLEMENTED, msg);
     return;
   }
-  if (!fn) {
-    rpci_qconn_unlock(r->qc);
-    return;
-  }
-  r->state = RQ_DISPATCHED;
   rpci_qconn_unlock(r->qc);
-  fn(r, user); /* owns r now */
+  if (fn) fn(r, user); /* owns r now */
 }
 
 static void on_after_batch(rpci_qconn *qc, void *user) {
