@@ -722,7 +722,6 @@ static void fill_settings(ngtcp2_settings *st, ngtcp2_transport_params *tp,
   st->handshake_timeout = (uint64_t)p->handshake_timeout_ms * NGTCP2_MILLISECONDS;
   st->max_window = 64u << 20;
   st->max_stream_window = 16u << 20;
-  if (rpci_log_enabled(RPCI_LOG_DEBUG) && getenv("RPCNET_LOG_QUIC")) st->log_printf = NULL;
   ngtcp2_transport_params_default(tp);
   tp->initial_max_stream_data_bidi_local = 1u << 20;
   tp->initial_max_stream_data_bidi_remote = 1u << 20;

@@ -80,7 +80,6 @@ typedef struct rpci_qconn_events {
   void (*closed)(rpci_qconn *qc, void *user);
   /* Without the lock, on the loop thread, after a batch of packets. */
   void (*after_batch)(rpci_qconn *qc, void *user);
-  /* Server: the peer is new and its TLS handshake finished. */
 } rpci_qconn_events;
 
 typedef struct rpci_qconn_params {
