@@ -1,5 +1,6 @@
 /* Diagnostic notation printer and parser: see diag.h. */
 #include "wire/diag.h"
+#include "wire/strlit.h"
 
 #include <errno.h>
 #include <math.h>
@@ -341,102 +342,14 @@ static int parse_bytes(pst *p, int b64, rpci_value *v) {
   return e;
 }
 
-static int hex4(pst *p, uint32_t *out) {
-  if (p->len - p->pos < 4) return -1;
-  uint32_t v = 0;
-  for (int i = 0; i < 4; i++) {
-    int d = hexv((unsigned char)p->s[p->pos + i]);
-    if (d < 0) return -1;
-    v = v << 4 | (uint32_t)d;
-  }
-  p->pos += 4;
-  *out = v;
-  return 0;
-}
 
 /* A JSON-style text string after its opening quote. */
 static int parse_text(pst *p, rpci_value *v) {
   rpci_buf acc = RPCI_BUF_INIT;
-  int e = 0;
-  for (;;) {
-    int c = peek(p);
-    if (c < 0) {
-      e = perr(p, RPCI_VERR_MALFORMED, "unterminated text string");
-      break;
-    }
-    p->pos++;
-    if (c == '"') break;
-    if (c != '\\') {
-      if (rpci_buf_push(&acc, (uint8_t)c)) e = RPCI_VERR_NOMEM;
-      if (e) break;
-      continue;
-    }
-    c = peek(p);
-    if (c < 0) {
-      e = perr(p, RPCI_VERR_MALFORMED, "unterminated text string");
-      break;
-    }
-    p->pos++;
-    uint32_t cp = 0;
-    switch (c) {
-      case '"':
-        cp = '"';
-        break;
-      case '\\':
-        cp = '\\';
-        break;
-      case '/':
-        cp = '/';
-        break;
-      case '\'':
-        cp = '\'';
-        break;
-      case 'b':
-        cp = '\b';
-        break;
-      case 'f':
-        cp = '\f';
-        break;
-      case 'n':
-        cp = '\n';
-        break;
-      case 'r':
-        cp = '\r';
-        break;
-      case 't':
-        cp = '\t';
-        break;
-      case 'u': {
-        if (hex4(p, &cp)) {
-          e = perr(p, RPCI_VERR_MALFORMED, "bad \\u escape");
-          break;
-        }
-        if (cp >= 0xd800 && cp <= 0xdbff) {
-          uint32_t lo;
-          if (!lit(p, "\\u") || hex4(p, &lo) || lo < 0xdc00 || lo > 0xdfff) {
-            e = perr(p, RPCI_VERR_UTF8, "unpaired surrogate in \\u escape");
-            break;
-          }
-          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-          e = perr(p, RPCI_VERR_UTF8, "unpaired surrogate in \\u escape");
-        }
-        break;
-      }
-      default:
-        e = perr(p, RPCI_VERR_MALFORMED, "bad escape");
-    }
-    if (e) break;
-    uint8_t u[4];
-    size_t n = rpci_utf8_put(u, cp);
-    if (rpci_buf_append(&acc, u, n)) {
-      e = RPCI_VERR_NOMEM;
-      break;
-    }
-  }
-  if (!e && !rpci_utf8_valid(acc.data, acc.len))
-    e = perr(p, RPCI_VERR_UTF8, "text string is not valid UTF-8");
-  if (!e && rpci_value_set_str(v, RPCI_V_TEXT, acc.data, acc.len)) e = RPCI_VERR_NOMEM;
+  const char *why = NULL;
+  int e = rpci_strlit_parse(p->s, p->len, &p->pos, 0, &acc, &why);
+  if (e) e = perr(p, e, why);
+  else if (rpci_value_set_str(v, RPCI_V_TEXT, acc.data, acc.len)) e = RPCI_VERR_NOMEM;
   rpci_buf_free(&acc);
   return e;
 }

@@ -436,22 +436,28 @@ static int emit(rpci_buf *out, rpci_value *m) {
   return e ? -1 : 0;
 }
 
-int rpci_frame_encode_header(rpci_buf *out, const char *method, int64_t timeout_ms,
-                             const rpci_md *metadata) {
-  rpci_value m = {.kind = RPCI_V_MAP};
+/* Emits the map built so far (unless building it failed: e != 0), leaving
+ * out unchanged on any failure. Frees the map. Returns 0 or -1. */
+static int finish_map(rpci_buf *out, rpci_value *m, int e) {
   size_t before = out->len;
-  int e = put_text(&m, KEY_METHOD, method);
-  if (!e && timeout_ms >= 0) e = put_uint(&m, KEY_TIMEOUT, (uint64_t)timeout_ms);
-  if (!e && metadata && metadata->n) e = put_md(&m, KEY_METADATA, metadata);
   if (e) {
-    rpci_value_clear(&m);
+    rpci_value_clear(m);
     return -1;
   }
-  if (emit(out, &m)) {
+  if (emit(out, m)) {
     out->len = before;
     return -1;
   }
   return 0;
+}
+
+int rpci_frame_encode_header(rpci_buf *out, const char *method, int64_t timeout_ms,
+                             const rpci_md *metadata) {
+  rpci_value m = {.kind = RPCI_V_MAP};
+  int e = put_text(&m, KEY_METHOD, method);
+  if (!e && timeout_ms >= 0) e = put_uint(&m, KEY_TIMEOUT, (uint64_t)timeout_ms);
+  if (!e && metadata && metadata->n) e = put_md(&m, KEY_METADATA, metadata);
+  return finish_map(out, &m, e);
 }
 
 size_t rpci_frame_message_head(uint8_t head[9], uint64_t len) {
@@ -461,17 +467,8 @@ size_t rpci_frame_message_head(uint8_t head[9], uint64_t len) {
 int rpci_frame_encode_status(rpci_buf *out, int status, const char *message,
                              const rpci_md *trailers) {
   rpci_value m = {.kind = RPCI_V_MAP};
-  size_t before = out->len;
   int e = put_uint(&m, KEY_CODE, status < 0 ? 2 /* UNKNOWN */ : (uint64_t)status);
   if (!e && message) e = put_text(&m, KEY_MESSAGE, message);
   if (!e && trailers && trailers->n) e = put_md(&m, KEY_TRAILERS, trailers);
-  if (e) {
-    rpci_value_clear(&m);
-    return -1;
-  }
-  if (emit(out, &m)) {
-    out->len = before;
-    return -1;
-  }
-  return 0;
+  return finish_map(out, &m, e);
 }

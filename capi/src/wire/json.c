@@ -1,5 +1,6 @@
 /* JSON reader and writer: see json.h. */
 #include "wire/json.h"
+#include "wire/strlit.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -39,103 +40,14 @@ static int word(jp *p, const char *w) {
   return 0;
 }
 
-static int hex4(jp *p, uint32_t *out) {
-  if (p->len - p->pos < 4) return -1;
-  uint32_t v = 0;
-  for (int i = 0; i < 4; i++) {
-    char c = p->s[p->pos + i];
-    int d = c >= '0' && c <= '9'   ? c - '0'
-            : c >= 'a' && c <= 'f' ? c - 'a' + 10
-            : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                   : -1;
-    if (d < 0) return -1;
-    v = v << 4 | (uint32_t)d;
-  }
-  p->pos += 4;
-  *out = v;
-  return 0;
-}
 
 /* After the opening quote. */
 static int jstring(jp *p, rpci_value *v) {
   rpci_buf acc = RPCI_BUF_INIT;
-  int e = 0;
-  for (;;) {
-    int c = pk(p);
-    if (c < 0) {
-      e = jerr(p, RPCI_VERR_MALFORMED, "unterminated string");
-      break;
-    }
-    p->pos++;
-    if (c == '"') break;
-    if (c < 0x20) {
-      e = jerr(p, RPCI_VERR_MALFORMED, "control character in string");
-      break;
-    }
-    uint32_t cp;
-    if (c != '\\') {
-      if (rpci_buf_push(&acc, (uint8_t)c)) e = RPCI_VERR_NOMEM;
-      if (e) break;
-      continue;
-    }
-    c = pk(p);
-    if (c < 0) {
-      e = jerr(p, RPCI_VERR_MALFORMED, "unterminated string");
-      break;
-    }
-    p->pos++;
-    switch (c) {
-      case '"':
-        cp = '"';
-        break;
-      case '\\':
-        cp = '\\';
-        break;
-      case '/':
-        cp = '/';
-        break;
-      case 'b':
-        cp = '\b';
-        break;
-      case 'f':
-        cp = '\f';
-        break;
-      case 'n':
-        cp = '\n';
-        break;
-      case 'r':
-        cp = '\r';
-        break;
-      case 't':
-        cp = '\t';
-        break;
-      case 'u':
-        if (hex4(p, &cp)) {
-          e = jerr(p, RPCI_VERR_MALFORMED, "bad \\u escape");
-        } else if (cp >= 0xd800 && cp <= 0xdbff) {
-          uint32_t lo;
-          if (!word(p, "\\u") || hex4(p, &lo) || lo < 0xdc00 || lo > 0xdfff)
-            e = jerr(p, RPCI_VERR_UTF8, "unpaired surrogate");
-          else
-            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-          e = jerr(p, RPCI_VERR_UTF8, "unpaired surrogate");
-        }
-        break;
-      default:
-        cp = 0;
-        e = jerr(p, RPCI_VERR_MALFORMED, "bad escape");
-    }
-    if (e) break;
-    uint8_t u[4];
-    if (rpci_buf_append(&acc, u, rpci_utf8_put(u, cp))) {
-      e = RPCI_VERR_NOMEM;
-      break;
-    }
-  }
-  if (!e && !rpci_utf8_valid(acc.data, acc.len))
-    e = jerr(p, RPCI_VERR_UTF8, "string is not valid UTF-8");
-  if (!e && rpci_value_set_str(v, RPCI_V_TEXT, acc.data, acc.len)) e = RPCI_VERR_NOMEM;
+  const char *why = NULL;
+  int e = rpci_strlit_parse(p->s, p->len, &p->pos, RPCI_STRLIT_JSON, &acc, &why);
+  if (e) e = jerr(p, e, why);
+  else if (rpci_value_set_str(v, RPCI_V_TEXT, acc.data, acc.len)) e = RPCI_VERR_NOMEM;
   rpci_buf_free(&acc);
   return e;
 }
