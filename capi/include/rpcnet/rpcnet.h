@@ -63,8 +63,18 @@ enum rpcnet_status {
   RPCNET_UNAUTHENTICATED = 16
 };
 
+/* Results of the streaming functions that are not call statuses. */
+enum rpcnet_result {
+  /* rpcnet_call_recv / rpcnet_request_recv: the peer finished sending; for a
+   * client call the final status is now in rpcnet_call_status. */
+  RPCNET_END_OF_STREAM = -1,
+  /* A wait of timeout_ms (0: no wait) passed without progress. */
+  RPCNET_WOULD_BLOCK = -2
+};
+
 /* The status's name without prefix ("OK", "NOT_FOUND", ...); "UNKNOWN_STATUS"
- * for a number outside 0..16. Static storage; never NULL. Thread-safe. */
+ * for other numbers; "END_OF_STREAM" and "WOULD_BLOCK" for the
+ * rpcnet_result values. Static storage; never NULL. Thread-safe. */
 RPCNET_API const char *rpcnet_status_name(int status);
 
 /* Detail of the last failure on the calling thread: for a failed call the
@@ -163,6 +173,15 @@ typedef void (*rpcnet_handler_fn)(rpcnet_request *req, void *user);
 RPCNET_API int rpcnet_server_handle(rpcnet_server *srv, const char *method,
                                     rpcnet_handler_fn fn, void *user);
 
+/* Registers a streaming method: like rpcnet_server_handle, but the call is
+ * dispatched (or queued for rpcnet_server_next) as soon as its request
+ * header arrives, and the handler reads the client's messages with
+ * rpcnet_request_recv and answers with rpcnet_request_send (any number)
+ * and rpcnet_request_finish. rpcnet_request_data gives an empty message for
+ * streaming calls. Returns as rpcnet_server_handle. */
+RPCNET_API int rpcnet_server_handle_stream(rpcnet_server *srv, const char *method,
+                                           rpcnet_handler_fn fn, void *user);
+
 /* Takes the next call of a pulled method, waiting up to timeout_ms (< 0: for
  * ever, 0: do not wait). Returns RPCNET_OK with *out set (the caller now owns
  * the request and must answer it), RPCNET_DEADLINE_EXCEEDED when the wait
@@ -223,6 +242,54 @@ RPCNET_API int rpcnet_request_reply(rpcnet_request *req, const void *data,
 RPCNET_API int rpcnet_request_fail(rpcnet_request *req, int status,
                                    const char *message);
 
+/* ---- Streaming, metadata, deadlines and cancellation (server side) ----
+ * Every function below may be called from any thread that owns req (one
+ * thread at a time). The waiting ones never wait on a library thread (an
+ * inline handler): there they behave as with timeout_ms 0. */
+
+/* The next message from the client, waiting up to timeout_ms (< 0: until
+ * the call's deadline or for ever). Returns RPCNET_OK with *data (free with
+ * rpcnet_free) and *len; RPCNET_END_OF_STREAM when the client finished
+ * sending; RPCNET_WOULD_BLOCK when nothing came in time; RPCNET_CANCELLED
+ * or RPCNET_DEADLINE_EXCEEDED when the call was cancelled or expired;
+ * RPCNET_UNAVAILABLE when its connection is gone. A unary call yields its
+ * one message, then RPCNET_END_OF_STREAM. */
+RPCNET_API int rpcnet_request_recv(rpcnet_request *req, int timeout_ms, void **data,
+                                   size_t *len);
+
+/* Sends one message (copied) to the client. Blocks while the call's
+ * unacknowledged output exceeds its send window (backpressure), up to the
+ * call's deadline; on a library thread it never blocks and returns
+ * RPCNET_WOULD_BLOCK instead. Returns RPCNET_OK, RPCNET_WOULD_BLOCK,
+ * RPCNET_RESOURCE_EXHAUSTED (over max_message_size), RPCNET_CANCELLED,
+ * RPCNET_DEADLINE_EXCEEDED, RPCNET_UNAVAILABLE, or
+ * RPCNET_FAILED_PRECONDITION after finish. */
+RPCNET_API int rpcnet_request_send(rpcnet_request *req, const void *data, size_t len);
+
+/* Adds trailing metadata sent with the status (copied). Keys are non-empty
+ * UTF-8; a key ending in "-bin" carries bytes, any other key UTF-8 text.
+ * Returns RPCNET_OK or RPCNET_INVALID_ARGUMENT. */
+RPCNET_API int rpcnet_request_set_trailer(rpcnet_request *req, const char *key,
+                                          const void *value, size_t len);
+
+/* Ends the call with status (0..16) and an optional message, and releases
+ * req. rpcnet_request_reply is send + finish(RPCNET_OK); rpcnet_request_fail
+ * is finish with a failure. Returns as rpcnet_request_reply. */
+RPCNET_API int rpcnet_request_finish(rpcnet_request *req, int status, const char *message);
+
+/* The first value of request metadata key, or NULL; *len (may be NULL)
+ * receives its length. Valid until req is released. */
+RPCNET_API const void *rpcnet_request_metadata(const rpcnet_request *req, const char *key,
+                                               size_t *len);
+
+/* Non-zero once the client cancelled the call, its deadline passed or its
+ * connection went away: further work is useless. */
+RPCNET_API int rpcnet_request_cancelled(const rpcnet_request *req);
+
+/* Milliseconds left before the call's deadline (0 when passed), or -1 when
+ * the client set none. */
+RPCNET_API int64_t rpcnet_request_deadline_ms(const rpcnet_request *req);
+
 /* ------------------------------------------------------------------------ */
 /* Client                                                                    */
 /* ------------------------------------------------------------------------ */
@@ -255,6 +322,75 @@ RPCNET_API rpcnet_client *rpcnet_client_connect(const rpcnet_config *cfg,
 RPCNET_API int rpcnet_client_call(rpcnet_client *cli, const char *method,
                                   const void *req, size_t req_len, void **resp,
                                   size_t *resp_len, int timeout_ms);
+
+/* ---- Call handles: streaming, metadata, cancellation (client side) ----
+ * One handle serves every kind of call: unary is send + close_send + recv.
+ * A handle is used by one thread at a time, except rpcnet_call_cancel
+ * which any thread may call at any time. */
+
+typedef struct rpcnet_call rpcnet_call;
+
+/* Starts a call of method on cli with a deadline timeout_ms from now (<= 0:
+ * default_timeout_ms). Nothing is sent until the first send, close_send or
+ * recv, so metadata can be set first. Returns NULL (rpcnet_last_error says
+ * why) when cli is closed or out of memory. Connection failures surface as
+ * the call's status. Free with rpcnet_call_free. */
+RPCNET_API rpcnet_call *rpcnet_client_start(rpcnet_client *cli, const char *method,
+                                            int timeout_ms);
+
+/* Adds request metadata (copied) before the first send. Keys as in
+ * rpcnet_request_set_trailer. Returns RPCNET_OK, RPCNET_INVALID_ARGUMENT,
+ * or RPCNET_FAILED_PRECONDITION once the header is sent. */
+RPCNET_API int rpcnet_call_set_metadata(rpcnet_call *call, const char *key, const void *value,
+                                        size_t len);
+
+/* Sends one message (copied). Blocks while the call's unacknowledged output
+ * exceeds its send window, up to the deadline. Returns RPCNET_OK, or the
+ * call's final status when it has ended (e.g. RPCNET_CANCELLED,
+ * RPCNET_DEADLINE_EXCEEDED, RPCNET_UNAVAILABLE, or the server's status),
+ * RPCNET_RESOURCE_EXHAUSTED over max_message_size, or
+ * RPCNET_FAILED_PRECONDITION after close_send. */
+RPCNET_API int rpcnet_call_send(rpcnet_call *call, const void *data, size_t len);
+
+/* As rpcnet_call_send but waits at most timeout_ms for room (0: never);
+ * RPCNET_WOULD_BLOCK when there was none (nothing was sent). */
+RPCNET_API int rpcnet_call_send_timeout(rpcnet_call *call, const void *data, size_t len,
+                                        int timeout_ms);
+
+/* Finishes the client's side of the stream (FIN). Returns RPCNET_OK or the
+ * call's final status when it already ended. Calling it again is harmless. */
+RPCNET_API int rpcnet_call_close_send(rpcnet_call *call);
+
+/* The next message from the server, waiting up to timeout_ms (< 0: until
+ * the deadline). Returns RPCNET_OK with *data (free with rpcnet_free) and
+ * *len; RPCNET_END_OF_STREAM once the call has ended (its status, OK or
+ * not, is then in rpcnet_call_status); or RPCNET_WOULD_BLOCK when nothing
+ * came within timeout_ms. Messages arrive in order. */
+RPCNET_API int rpcnet_call_recv(rpcnet_call *call, int timeout_ms, void **data, size_t *len);
+
+/* The final status once recv returned RPCNET_END_OF_STREAM (before that:
+ * RPCNET_UNKNOWN with message "call in progress"). *message (may be NULL)
+ * receives the status message ("" when none), valid until the call is
+ * freed. */
+RPCNET_API int rpcnet_call_status(rpcnet_call *call, const char **message);
+
+/* The first value of trailing metadata key once the call ended, or NULL;
+ * *len (may be NULL) receives its length. Valid until the call is freed. */
+RPCNET_API const void *rpcnet_call_trailer(rpcnet_call *call, const char *key, size_t *len);
+
+/* A file descriptor readable while rpcnet_call_recv would not block (a
+ * message is queued or the call ended), for event loops (asyncio
+ * add_reader, poll). Level-triggered; owned by the call; do not read or
+ * close it. Returns -1 when no descriptor can be made. */
+RPCNET_API int rpcnet_call_fd(rpcnet_call *call);
+
+/* Cancels the call: resets the stream in both directions with the
+ * CANCELLED code; the call's status becomes RPCNET_CANCELLED unless it had
+ * already ended. Any thread, any time, repeatable. */
+RPCNET_API void rpcnet_call_cancel(rpcnet_call *call);
+
+/* Cancels the call if still running and frees it. NULL is allowed. */
+RPCNET_API void rpcnet_call_free(rpcnet_call *call);
 
 /* Fails calls in flight with RPCNET_CANCELLED, closes the connection with an
  * orderly CONNECTION_CLOSE, and frees the client. NULL is allowed. No other

@@ -13,6 +13,8 @@ static const char *const names[] = {
     "UNAUTHENTICATED"};
 
 const char *rpcnet_status_name(int status) {
+  if (status == RPCNET_END_OF_STREAM) return "END_OF_STREAM";
+  if (status == RPCNET_WOULD_BLOCK) return "WOULD_BLOCK";
   if (status < 0 || status > 16) return "UNKNOWN_STATUS";
   return names[status];
 }
