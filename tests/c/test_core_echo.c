@@ -200,7 +200,9 @@ static void test_version_and_status_names(void) {
     }
   }
   CHECK(strcmp(rpcnet_status_name(17), "UNKNOWN_STATUS") == 0);
-  CHECK(strcmp(rpcnet_status_name(-1), "UNKNOWN_STATUS") == 0);
+  CHECK(strcmp(rpcnet_status_name(-3), "UNKNOWN_STATUS") == 0);
+  CHECK(strcmp(rpcnet_status_name(RPCNET_END_OF_STREAM), "END_OF_STREAM") == 0);
+  CHECK(strcmp(rpcnet_status_name(RPCNET_WOULD_BLOCK), "WOULD_BLOCK") == 0);
   CHECK(strcmp(rpcnet_status_name(1000000), "UNKNOWN_STATUS") == 0);
   CHECK(rpcnet_last_error() != NULL);
   rpcnet_free(NULL);
