@@ -1,20 +1,27 @@
 /*
  * The client: one QUIC connection shared by every calling thread,
- * reconnection with backoff, and blocking unary calls.
+ * reconnection with backoff, and calls (unary and streaming) as handles.
  *
  * Design notes
+ * - One object, struct rpcnet_call, serves unary and streaming calls:
+ *   rpcnet_client_call is start + (header, message, FIN in one write) +
+ *   wait + take the one message.
  * - Hand-offs per unary call: one. The calling thread encodes the request,
  *   opens the stream and writes the packets itself under the connection's
  *   lock; the loop thread reads the answer and wakes the caller.
- * - A call is refcounted: the caller's reference and the transport's (until
- *   stream_close). The call's result fields are written under the
- *   connection's lock and read by the caller once `done` is seen under
- *   call->mu.
- * - Lock order: connection lock, then cli->mu, then call->mu. The caller
- *   never holds cli->mu while taking a connection lock.
- * - The client object is refcounted too (application + each call in
- *   flight) so rpcnet_client_close may run while other threads are still
- *   inside rpcnet_client_call; their calls end with RPCNET_CANCELLED.
+ * - A call's stream state and inbox are guarded by its connection's lock;
+ *   its final status (done, status, message, trailers) and k->qc are
+ *   written under both the connection lock (when there is a connection)
+ *   and k->ev.mu, and read under either. Changes are announced with
+ *   rpci_event_notify (generation + readiness fd), see rpc/event.h.
+ * - A call is refcounted: the owner's handle, the transport (until
+ *   stream_close) and its deadline timer (until it fires or is stopped).
+ *   The deadline fires on the loop thread even when nobody waits, so an
+ *   event-loop user polling rpcnet_call_fd sees DEADLINE_EXCEEDED on time.
+ * - Lock order: connection lock, then cli->mu, then call->ev.mu. The
+ *   caller never holds cli->mu while taking a connection lock.
+ * - The client object is refcounted too (application + each call) so
+ *   rpcnet_client_close may run while other threads are still in calls.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -24,6 +31,8 @@
 #include <string.h>
 
 #include "obs/log.h"
+#include "rpc/event.h"
+#include "rpc/msgq.h"
 #include "rpc/options.h"
 #include "rpc/util.h"
 #include "rpcnet/rpcnet.h"
@@ -35,22 +44,30 @@
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
 
-typedef struct call {
+struct rpcnet_call {
   rpci_stream st; /* first: the transport's view */
   atomic_int refs;
   rpcnet_client *cli;
+  rpci_qconn *qc; /* set once the stream is opened (a reference) */
   rpci_frame_reader *reader;
-  /* results, under the connection lock until done */
+  char *method;
+  int64_t timeout_ms, deadline_ms;
+  int unary; /* rpcnet_client_call: exactly one message expected */
+  /* before the header is sent: owner thread only */
+  rpci_md md;
+  int header_sent;
+  /* under the connection lock */
+  int send_closed;
+  rpci_msgq inbox;
+  int nmsg;
+  /* final status: connection lock (if any) and ev.mu */
+  int done;
   int status;
   char *message;
-  uint8_t *resp;
-  size_t resp_len;
-  int nmsg;
-  /* completion */
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int done;
-} call;
+  rpci_md trailers;
+  rpci_event ev;
+  rpci_timer timer;
+};
 
 struct rpcnet_client {
   atomic_int refs;
@@ -74,6 +91,7 @@ struct rpcnet_client {
 };
 
 static const rpci_qconn_events client_events;
+static void on_deadline_now(struct rpcnet_call *k);
 
 /* ---- lifetimes ------------------------------------------------------------- */
 
@@ -88,30 +106,48 @@ static void cli_unref(rpcnet_client *c) {
   free(c);
 }
 
-static void call_unref(call *k) {
+static void call_ref(rpcnet_call *k) { atomic_fetch_add(&k->refs, 1); }
+
+static void call_unref(rpcnet_call *k) {
   if (atomic_fetch_sub(&k->refs, 1) != 1) return;
   rpci_frame_reader_free(k->reader);
+  rpci_msgq_clear(&k->inbox);
+  rpci_md_free(&k->md);
+  rpci_md_free(&k->trailers);
+  free(k->method);
   free(k->message);
-  free(k->resp);
-  pthread_mutex_destroy(&k->mu);
-  pthread_cond_destroy(&k->cv);
+  rpci_event_destroy(&k->ev);
+  if (k->qc) rpci_qconn_unref(k->qc);
+  cli_unref(k->cli);
   free(k);
 }
 
-/* Ends the call with status (once). Connection lock held. */
-static void complete(call *k, int status, const char *message) {
-  pthread_mutex_lock(&k->mu);
-  if (!k->done) {
-    k->status = status;
-    if (message && !k->message) k->message = strdup(message);
-    if (status != RPCNET_OK) {
-      free(k->resp);
-      k->resp = NULL;
-    }
+/* Whether recv would not block. Connection lock (if any) held. */
+static int readable(const rpcnet_call *k) { return k->inbox.head || k->done; }
+
+/* Ends the call with status (once). Connection lock held when k->qc. */
+static void complete(rpcnet_call *k, int status, const char *message, rpci_md *trailers) {
+  pthread_mutex_lock(&k->ev.mu);
+  int first = !k->done;
+  if (first) {
     k->done = 1;
-    pthread_cond_signal(&k->cv);
+    k->status = status;
+    k->message = strdup(message ? message : "");
+    if (trailers) {
+      k->trailers = *trailers;
+      memset(trailers, 0, sizeof *trailers);
+    }
   }
-  pthread_mutex_unlock(&k->mu);
+  pthread_mutex_unlock(&k->ev.mu);
+  if (first) rpci_event_notify(&k->ev, 1);
+}
+
+static int is_done(rpcnet_call *k, int *status) {
+  pthread_mutex_lock(&k->ev.mu);
+  int d = k->done;
+  if (d && status) *status = k->status;
+  pthread_mutex_unlock(&k->ev.mu);
+  return d;
 }
 
 static int status_for_reset(uint64_t code, const char **why) {
@@ -127,17 +163,18 @@ static int status_for_reset(uint64_t code, const char **why) {
 
 /* ---- transport events (connection lock held) ------------------------------ */
 
-static void bad_response(call *k, int werr) {
+static void bad_response(rpcnet_call *k, int werr) {
   char msg[RPCI_ERRMSG_MAX];
   snprintf(msg, sizeof msg, "response rejected: %s", rpci_frame_reader_error(k->reader));
   rpci_stream_reset(&k->st, rpci_wire_err_app_code(werr));
-  complete(k, werr == RPCI_WIRE_TOO_LARGE ? RPCNET_RESOURCE_EXHAUSTED : RPCNET_INTERNAL, msg);
+  complete(k, werr == RPCI_WIRE_TOO_LARGE ? RPCNET_RESOURCE_EXHAUSTED : RPCNET_INTERNAL, msg, NULL);
 }
 
 static void on_stream_data(rpci_stream *s, const uint8_t *data, size_t len, int fin) {
-  call *k = (call *)s;
-  rpci_stream_consume(s, len);
+  rpcnet_call *k = (rpcnet_call *)s;
+  rpci_msgq_credit(&k->inbox, s, len);
   if (k->done) return;
+  int pushed = 0;
   while (len > 0) {
     rpci_frame f;
     memset(&f, 0, sizeof f);
@@ -150,52 +187,73 @@ static void on_stream_data(rpci_stream *s, const uint8_t *data, size_t len, int 
     }
     data += used;
     len -= used;
-    if (f.type == RPCI_FRAME_MESSAGE && ++k->nmsg == 1) {
-      k->resp = f.data;
-      k->resp_len = f.len;
-      f.data = NULL;
-    } else if (f.type == RPCI_FRAME_STATUS) {
-      int st = f.status;
-      if (st == RPCNET_OK && k->nmsg != 1) {
+    if (f.type == RPCI_FRAME_MESSAGE) {
+      k->nmsg++;
+      if (k->unary && k->nmsg > 1) {
         rpci_frame_clear(&f);
-        complete(k, RPCNET_INTERNAL, "unary response did not carry exactly one message");
+        rpci_stream_reset(&k->st, RPCI_H_PROTOCOL_ERROR);
+        complete(k, RPCNET_INTERNAL, "unary response carried more than one message", NULL);
         return;
       }
-      complete(k, st < 0 || st > 16 ? RPCNET_UNKNOWN : st, f.message);
+      if (rpci_msgq_push(&k->inbox, f.data, f.len) != 0) {
+        f.data = NULL;
+        rpci_stream_reset(&k->st, RPCI_H_INTERNAL_ERROR);
+        complete(k, RPCNET_RESOURCE_EXHAUSTED, "out of memory", NULL);
+        return;
+      }
+      f.data = NULL;
+      pushed = 1;
+    } else if (f.type == RPCI_FRAME_STATUS) {
+      int st = f.status < 0 || f.status > 16 ? RPCNET_UNKNOWN : f.status;
+      if (st == RPCNET_OK && k->unary && k->nmsg != 1)
+        complete(k, RPCNET_INTERNAL, "unary response did not carry exactly one message", NULL);
+      else
+        complete(k, st, f.message, &f.trailers);
+      rpci_frame_clear(&f);
+      return;
     }
     rpci_frame_clear(&f);
     if (used == 0) break;
   }
   if (fin && !k->done) {
     int err = rpci_frame_reader_finish(k->reader);
-    if (err != RPCI_WIRE_OK) bad_response(k, err);
+    if (err != RPCI_WIRE_OK) {
+      bad_response(k, err);
+      return;
+    }
   }
+  if (pushed) rpci_event_notify(&k->ev, 1);
 }
 
 static void on_stream_reset(rpci_stream *s, uint64_t app_error) {
-  call *k = (call *)s;
+  rpcnet_call *k = (rpcnet_call *)s;
   const char *why;
   int st = status_for_reset(app_error, &why);
-  complete(k, st, why);
+  complete(k, st, why, NULL);
 }
 
 static void on_stream_close(rpci_stream *s, uint64_t app_error) {
-  call *k = (call *)s;
+  rpcnet_call *k = (rpcnet_call *)s;
   if (!k->done) {
     if (app_error == RPCI_CONN_LOST) {
       rpcnet_client *c = k->cli;
       char msg[RPCI_ERRMSG_MAX + 32];
       snprintf(msg, sizeof msg, "connection lost: %s", rpci_qconn_error(s->qc));
       complete(k, c->closing ? RPCNET_CANCELLED : RPCNET_UNAVAILABLE,
-               c->closing ? "client closed" : msg);
+               c->closing ? "client closed" : msg, NULL);
     } else {
       const char *why;
       int st = status_for_reset(app_error, &why);
       complete(k, app_error == 0 ? RPCNET_INTERNAL : st,
-               app_error == 0 ? "stream ended without a status" : why);
+               app_error == 0 ? "stream ended without a status" : why, NULL);
     }
   }
   call_unref(k); /* the transport's reference */
+}
+
+static void on_stream_acked(rpci_stream *s) {
+  rpcnet_call *k = (rpcnet_call *)s;
+  rpci_event_notify(&k->ev, readable(k));
 }
 
 static void on_established(rpci_qconn *qc, void *user) {
@@ -226,6 +284,7 @@ static const rpci_qconn_events client_events = {
     .stream_data = on_stream_data,
     .stream_reset = on_stream_reset,
     .stream_close = on_stream_close,
+    .stream_acked = on_stream_acked,
     .established = on_established,
     .closed = on_closed,
 };
@@ -379,40 +438,323 @@ fail:;
   return NULL;
 }
 
-static int start_call(rpcnet_client *c, call *k, const char *method, const void *req,
-                      size_t req_len, int64_t timeout_ms, int64_t deadline_ms) {
-  int status;
-  rpci_qconn *qc = get_conn(c, deadline_ms, &status);
-  if (!qc) return status;
-  rpci_buf hdr = RPCI_BUF_INIT;
-  if (rpci_frame_encode_header(&hdr, method, timeout_ms, NULL) != 0) {
+/* ---- calls ------------------------------------------------------------------ */
+
+/* The deadline passed (loop thread, no locks held). */
+static void on_deadline(rpci_timer *t) {
+  rpcnet_call *k = (rpcnet_call *)((char *)t - offsetof(rpcnet_call, timer));
+  pthread_mutex_lock(&k->ev.mu);
+  rpci_qconn *qc = k->qc;
+  if (qc) rpci_qconn_ref(qc);
+  pthread_mutex_unlock(&k->ev.mu);
+  char msg[96];
+  snprintf(msg, sizeof msg, "deadline of %lld ms exceeded", (long long)k->timeout_ms);
+  if (qc) {
+    rpci_qconn_lock(qc);
+    if (!k->done) {
+      complete(k, RPCNET_DEADLINE_EXCEEDED, msg, NULL);
+      rpci_stream_reset(&k->st, RPCI_H_CANCELLED);
+    }
+    rpci_qconn_unlock(qc);
     rpci_qconn_unref(qc);
+  } else {
+    complete(k, RPCNET_DEADLINE_EXCEEDED, msg, NULL);
+  }
+  call_unref(k); /* the timer's reference */
+}
+
+static rpcnet_call *call_new(rpcnet_client *c, const char *method, int timeout_ms) {
+  rpci_clear_error();
+  if (!c || !method || !*method) {
+    rpci_set_error("rpcnet_client_start: NULL client or empty method");
+    return NULL;
+  }
+  if (!rpci_utf8_valid((const uint8_t *)method, strlen(method))) {
+    rpci_set_error("method name is not valid UTF-8");
+    return NULL;
+  }
+  rpcnet_call *k = calloc(1, sizeof *k);
+  if (!k) {
     rpci_set_error("out of memory");
+    return NULL;
+  }
+  k->reader = rpci_frame_reader_new(RPCI_DIR_RESPONSE, &c->limits);
+  k->method = strdup(method);
+  if (!k->reader || !k->method) {
+    rpci_frame_reader_free(k->reader);
+    free(k->method);
+    free(k);
+    rpci_set_error("out of memory");
+    return NULL;
+  }
+  rpci_stream_init(&k->st);
+  atomic_init(&k->refs, 1);
+  rpci_event_init(&k->ev);
+  k->cli = c;
+  cli_ref(c);
+  k->timeout_ms = timeout_ms > 0 ? timeout_ms : c->opts.default_timeout_ms;
+  k->deadline_ms = rpci_mono_ms() + k->timeout_ms;
+  call_ref(k); /* the timer's */
+  rpci_timer_start(c->loop, &k->timer, k->deadline_ms, on_deadline);
+  return k;
+}
+
+/* Opens the stream and writes the header, plus optionally one message and
+ * FIN, in one chunk. On failure the call completes with the reason.
+ * Returns RPCNET_OK or the call's final status. Owner thread. */
+static int open_call(rpcnet_call *k, const void *msg, size_t len, int with_msg, int fin) {
+  int st;
+  if (is_done(k, &st)) return st == RPCNET_OK ? RPCNET_FAILED_PRECONDITION : st;
+  rpci_qconn *qc = get_conn(k->cli, k->deadline_ms, &st);
+  if (!qc) {
+    complete(k, st, rpci_get_error(), NULL);
+    return st;
+  }
+  rpci_buf hdr = RPCI_BUF_INIT;
+  int64_t left = k->deadline_ms - rpci_mono_ms();
+  if (rpci_frame_encode_header(&hdr, k->method, left > 0 ? left : 1, &k->md) != 0) {
+    rpci_qconn_unref(qc);
+    complete(k, RPCNET_RESOURCE_EXHAUSTED, "out of memory", NULL);
     return RPCNET_RESOURCE_EXHAUSTED;
   }
   uint8_t head[9];
   struct iovec iov[3] = {{hdr.data, hdr.len},
-                         {head, rpci_frame_message_head(head, req_len)},
-                         {(void *)req, req_len}};
+                         {head, with_msg ? rpci_frame_message_head(head, len) : 0},
+                         {(void *)msg, with_msg ? len : 0}};
   rpci_qconn_lock(qc);
+  pthread_mutex_lock(&k->ev.mu);
+  k->qc = qc; /* our reference moves to the call */
+  pthread_mutex_unlock(&k->ev.mu);
   int rc = RPCNET_OK;
-  if (rpci_stream_open(qc, &k->st) != 0) {
-    rpci_set_error("connection to %s lost: %s", c->addr_str, rpci_qconn_error(qc));
+  if (k->done) { /* cancelled or expired meanwhile */
+    rc = k->status;
+  } else if (rpci_stream_open(qc, &k->st) != 0) {
+    char why[RPCI_ERRMSG_MAX + 64];
+    snprintf(why, sizeof why, "connection to %s lost: %s", k->cli->addr_str, rpci_qconn_error(qc));
+    complete(k, RPCNET_UNAVAILABLE, why, NULL);
     rc = RPCNET_UNAVAILABLE;
   } else {
-    atomic_fetch_add(&k->refs, 1); /* the transport's, until stream_close */
-    if (rpci_stream_writev(&k->st, iov, req_len ? 3 : 2, 1) != 0) {
+    call_ref(k); /* the transport's, until stream_close */
+    k->header_sent = 1;
+    if (rpci_stream_writev(&k->st, iov, 3, fin) != 0) {
       rpci_stream_reset(&k->st, RPCI_H_CANCELLED);
-      rpci_set_error("out of memory");
+      complete(k, RPCNET_RESOURCE_EXHAUSTED, "out of memory", NULL);
       rc = RPCNET_RESOURCE_EXHAUSTED;
+    } else if (fin) {
+      k->send_closed = 1;
     }
   }
-  rpci_qconn_unlock(qc); /* writes the request's packets */
+  rpci_qconn_unlock(qc); /* writes the packets */
   rpci_buf_free(&hdr);
-  /* The stream holds the connection from here; our reference can go. */
-  if (rc == RPCNET_OK) rpci_qconn_ref(qc), k->st.qc = qc;
-  rpci_qconn_unref(qc);
   return rc;
+}
+
+/* After a failure, the status for the caller: the final one, or
+ * FAILED_PRECONDITION when the call ended OK. */
+static int ended_status(rpcnet_call *k) {
+  int st = RPCNET_UNKNOWN;
+  is_done(k, &st);
+  if (st == RPCNET_OK) {
+    rpci_set_error("the call has already ended");
+    return RPCNET_FAILED_PRECONDITION;
+  }
+  pthread_mutex_lock(&k->ev.mu);
+  rpci_set_error("%s", k->message ? k->message : rpcnet_status_name(st));
+  pthread_mutex_unlock(&k->ev.mu);
+  return st;
+}
+
+rpcnet_call *rpcnet_client_start(rpcnet_client *c, const char *method, int timeout_ms) {
+  if (c && c->closing) {
+    rpci_set_error("client is closed");
+    return NULL;
+  }
+  return call_new(c, method, timeout_ms);
+}
+
+int rpcnet_call_set_metadata(rpcnet_call *k, const char *key, const void *value, size_t len) {
+  rpci_clear_error();
+  if (!k) return RPCNET_INVALID_ARGUMENT;
+  if (k->header_sent) {
+    rpci_set_error("metadata must be set before the first send");
+    return RPCNET_FAILED_PRECONDITION;
+  }
+  rpci_wire_limits l;
+  rpci_wire_limits_default(&l);
+  return rpci_md_add_checked(&k->md, key, value, len, l.max_metadata_entries);
+}
+
+int rpcnet_call_send_timeout(rpcnet_call *k, const void *data, size_t len, int timeout_ms) {
+  rpci_clear_error();
+  if (!k || (!data && len)) {
+    rpci_set_error("rpcnet_call_send: NULL argument");
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  if (len > k->cli->opts.max_message_size) {
+    rpci_set_error("message of %zu bytes exceeds max_message_size %llu", len,
+                   (unsigned long long)k->cli->opts.max_message_size);
+    return RPCNET_RESOURCE_EXHAUSTED;
+  }
+  if (!k->header_sent) {
+    int rc = open_call(k, data ? data : "", len, 1, 0);
+    return rc == RPCNET_OK ? RPCNET_OK : ended_status(k);
+  }
+  int64_t until = k->deadline_ms;
+  if (timeout_ms >= 0 && rpci_mono_ms() + timeout_ms < until) until = rpci_mono_ms() + timeout_ms;
+  for (;;) {
+    uint64_t g = rpci_event_gen(&k->ev);
+    rpci_qconn_lock(k->qc);
+    if (k->done) {
+      rpci_qconn_unlock(k->qc);
+      return ended_status(k);
+    }
+    if (k->send_closed) {
+      rpci_qconn_unlock(k->qc);
+      rpci_set_error("send after close_send");
+      return RPCNET_FAILED_PRECONDITION;
+    }
+    if (rpci_stream_unacked(&k->st) < RPCI_SEND_BUFFER) {
+      uint8_t head[9];
+      struct iovec iov[2] = {{head, rpci_frame_message_head(head, len)}, {(void *)data, len}};
+      int bad = rpci_stream_writev(&k->st, iov, 2, 0);
+      rpci_qconn_unlock(k->qc);
+      if (bad) {
+        rpci_set_error("out of memory");
+        return RPCNET_RESOURCE_EXHAUSTED;
+      }
+      return RPCNET_OK;
+    }
+    rpci_qconn_unlock(k->qc);
+    if (timeout_ms == 0 || rpci_event_wait(&k->ev, g, until) != 0) {
+      if (rpci_mono_ms() >= k->deadline_ms) continue; /* the timer ends the call */
+      rpci_set_error("no room to send within %d ms", timeout_ms);
+      return RPCNET_WOULD_BLOCK;
+    }
+  }
+}
+
+int rpcnet_call_send(rpcnet_call *k, const void *data, size_t len) {
+  return rpcnet_call_send_timeout(k, data, len, -1);
+}
+
+int rpcnet_call_close_send(rpcnet_call *k) {
+  rpci_clear_error();
+  if (!k) return RPCNET_INVALID_ARGUMENT;
+  if (!k->header_sent) return open_call(k, NULL, 0, 0, 1) == RPCNET_OK ? RPCNET_OK : ended_status(k);
+  rpci_qconn_lock(k->qc);
+  int rc = RPCNET_OK;
+  if (!k->send_closed && !k->done) {
+    k->send_closed = 1;
+    rpci_stream_write(&k->st, NULL, 0, 1);
+  } else if (k->done) {
+    rc = -1;
+  }
+  rpci_qconn_unlock(k->qc);
+  return rc == RPCNET_OK ? RPCNET_OK : ended_status(k);
+}
+
+int rpcnet_call_recv(rpcnet_call *k, int timeout_ms, void **data, size_t *len) {
+  rpci_clear_error();
+  if (data) *data = NULL;
+  if (len) *len = 0;
+  if (!k || !data || !len) {
+    rpci_set_error("rpcnet_call_recv: NULL argument");
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  if (!k->header_sent) open_call(k, NULL, 0, 0, 0); /* the server must hear of us */
+  int64_t until = k->deadline_ms;
+  if (timeout_ms >= 0 && rpci_mono_ms() + timeout_ms < until) until = rpci_mono_ms() + timeout_ms;
+  for (;;) {
+    uint64_t g = rpci_event_gen(&k->ev);
+    rpci_msg *m = NULL;
+    if (k->qc) {
+      rpci_qconn_lock(k->qc);
+      m = rpci_msgq_pop(&k->inbox, &k->st);
+      if (m) rpci_event_notify(&k->ev, readable(k));
+      rpci_qconn_unlock(k->qc);
+    }
+    if (m) {
+      *data = m->data ? m->data : malloc(1);
+      *len = m->len;
+      free(m);
+      if (!*data) {
+        rpci_set_error("out of memory");
+        return RPCNET_RESOURCE_EXHAUSTED;
+      }
+      return RPCNET_OK;
+    }
+    int st;
+    if (is_done(k, &st)) return RPCNET_END_OF_STREAM;
+    if (timeout_ms == 0 || rpci_event_wait(&k->ev, g, until) != 0) {
+      if (rpci_mono_ms() >= k->deadline_ms) { /* do not depend on the timer's latency */
+        on_deadline_now(k);
+        continue;
+      }
+      rpci_set_error("no message within %d ms", timeout_ms);
+      return RPCNET_WOULD_BLOCK;
+    }
+  }
+}
+
+int rpcnet_call_status(rpcnet_call *k, const char **message) {
+  if (message) *message = "";
+  if (!k) return RPCNET_INVALID_ARGUMENT;
+  pthread_mutex_lock(&k->ev.mu);
+  int done = k->done, st = k->status;
+  if (done && message) *message = k->message ? k->message : "";
+  pthread_mutex_unlock(&k->ev.mu);
+  if (!done) {
+    if (message) *message = "call in progress";
+    return RPCNET_UNKNOWN;
+  }
+  return st;
+}
+
+const void *rpcnet_call_trailer(rpcnet_call *k, const char *key, size_t *len) {
+  if (len) *len = 0;
+  if (!k || !key || !is_done(k, NULL)) return NULL;
+  const rpci_md_entry *e = rpci_md_get(&k->trailers, key);
+  if (!e) return NULL;
+  if (len) *len = e->val_len;
+  return e->val;
+}
+
+int rpcnet_call_fd(rpcnet_call *k) { return k ? rpci_event_fd(&k->ev) : -1; }
+
+/* Ends the call with status now (any thread). */
+static void end_now(rpcnet_call *k, int status, const char *message) {
+  pthread_mutex_lock(&k->ev.mu);
+  rpci_qconn *qc = k->qc;
+  if (qc) rpci_qconn_ref(qc);
+  pthread_mutex_unlock(&k->ev.mu);
+  if (qc) {
+    rpci_qconn_lock(qc);
+    if (!k->done) {
+      complete(k, status, message, NULL);
+      rpci_stream_reset(&k->st, RPCI_H_CANCELLED);
+    }
+    rpci_qconn_unlock(qc);
+    rpci_qconn_unref(qc);
+  } else {
+    complete(k, status, message, NULL);
+  }
+}
+
+static void on_deadline_now(rpcnet_call *k) {
+  char msg[96];
+  snprintf(msg, sizeof msg, "deadline of %lld ms exceeded", (long long)k->timeout_ms);
+  end_now(k, RPCNET_DEADLINE_EXCEEDED, msg);
+}
+
+void rpcnet_call_cancel(rpcnet_call *k) {
+  if (k) end_now(k, RPCNET_CANCELLED, "cancelled by the client");
+}
+
+void rpcnet_call_free(rpcnet_call *k) {
+  if (!k) return;
+  if (!is_done(k, NULL)) end_now(k, RPCNET_CANCELLED, "call freed");
+  if (rpci_timer_stop(&k->timer)) call_unref(k); /* the timer's reference */
+  call_unref(k);
 }
 
 int rpcnet_client_call(rpcnet_client *c, const char *method, const void *req, size_t req_len,
@@ -424,61 +766,51 @@ int rpcnet_client_call(rpcnet_client *c, const char *method, const void *req, si
     rpci_set_error("rpcnet_client_call: NULL or empty argument");
     return RPCNET_INVALID_ARGUMENT;
   }
-  if (!rpci_utf8_valid((const uint8_t *)method, strlen(method))) {
-    rpci_set_error("method name is not valid UTF-8");
-    return RPCNET_INVALID_ARGUMENT;
-  }
   if (req_len > c->opts.max_message_size) {
     rpci_set_error("request of %zu bytes exceeds max_message_size %llu", req_len,
                    (unsigned long long)c->opts.max_message_size);
     return RPCNET_RESOURCE_EXHAUSTED;
   }
-  int64_t timeout = timeout_ms > 0 ? timeout_ms : c->opts.default_timeout_ms;
-  int64_t deadline = rpci_mono_ms() + timeout;
-  call *k = calloc(1, sizeof *k);
-  if (k) k->reader = rpci_frame_reader_new(RPCI_DIR_RESPONSE, &c->limits);
-  if (!k || !k->reader) {
-    if (k) free(k);
-    rpci_set_error("out of memory");
-    return RPCNET_RESOURCE_EXHAUSTED;
+  if (c->closing) {
+    rpci_set_error("client is closed");
+    return RPCNET_CANCELLED;
   }
-  rpci_stream_init(&k->st);
-  atomic_init(&k->refs, 1);
-  pthread_mutex_init(&k->mu, NULL);
-  rpci_cond_init(&k->cv);
-  k->cli = c;
-  cli_ref(c);
-  int rc = start_call(c, k, method, req, req_len, timeout, deadline);
-  rpci_qconn *qc = k->st.qc; /* referenced when started */
+  if (!rpci_utf8_valid((const uint8_t *)method, strlen(method))) {
+    rpci_set_error("method name is not valid UTF-8");
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  rpcnet_call *k = call_new(c, method, timeout_ms);
+  if (!k) return RPCNET_RESOURCE_EXHAUSTED;
+  k->unary = 1;
+  int rc = open_call(k, req ? req : "", req_len, 1, 1);
   if (rc == RPCNET_OK) {
-    struct timespec ts;
-    rpci_ms_to_timespec(&ts, deadline);
-    pthread_mutex_lock(&k->mu);
-    while (!k->done)
-      if (pthread_cond_timedwait(&k->cv, &k->mu, &ts) == ETIMEDOUT) break;
-    int done = k->done;
-    pthread_mutex_unlock(&k->mu);
-    if (!done) {
-      rpci_qconn_lock(qc);
-      char msg[128];
-      snprintf(msg, sizeof msg, "deadline of %lld ms exceeded", (long long)timeout);
-      complete(k, RPCNET_DEADLINE_EXCEEDED, msg);
-      rpci_stream_reset(&k->st, RPCI_H_CANCELLED);
-      rpci_qconn_unlock(qc);
+    for (;;) { /* wait for the final status */
+      uint64_t g = rpci_event_gen(&k->ev);
+      if (is_done(k, NULL)) break;
+      if (rpci_event_wait(&k->ev, g, k->deadline_ms) != 0 && rpci_mono_ms() >= k->deadline_ms)
+        on_deadline_now(k);
     }
-    rc = k->status;
-    if (rc == RPCNET_OK) {
-      *resp = k->resp ? k->resp : malloc(1);
-      *resp_len = k->resp_len;
-      k->resp = NULL;
-      if (!*resp) rc = RPCNET_RESOURCE_EXHAUSTED;
-    } else {
-      rpci_set_error("%s", k->message ? k->message : rpcnet_status_name(rc));
-    }
+    rc = rpcnet_call_status(k, NULL);
   }
-  if (qc) rpci_qconn_unref(qc);
-  call_unref(k);
-  cli_unref(c);
+  if (rc == RPCNET_OK) {
+    rpci_qconn_lock(k->qc);
+    rpci_msg *m = rpci_msgq_pop(&k->inbox, &k->st);
+    rpci_qconn_unlock(k->qc);
+    if (m) {
+      *resp = m->data ? m->data : malloc(1);
+      *resp_len = m->len;
+      free(m);
+    }
+    if (!*resp) {
+      rpci_set_error("out of memory");
+      rc = RPCNET_RESOURCE_EXHAUSTED;
+    }
+  } else {
+    pthread_mutex_lock(&k->ev.mu);
+    rpci_set_error("%s", k->message && *k->message ? k->message : rpcnet_status_name(rc));
+    pthread_mutex_unlock(&k->ev.mu);
+  }
+  rpcnet_call_free(k);
   return rc;
 }
 

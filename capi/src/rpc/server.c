@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 #include "obs/log.h"
+#include "rpc/event.h"
+#include "rpc/msgq.h"
 #include "rpc/options.h"
 #include "rpc/util.h"
 #include "rpcnet/rpcnet.h"
@@ -40,6 +42,7 @@ typedef struct method {
   char *name;
   rpcnet_handler_fn fn;
   void *user;
+  int streaming; /* dispatched at the header, not at FIN */
 } method;
 
 enum req_state { RQ_RECEIVING, RQ_READY, RQ_DISPATCHED, RQ_ANSWERED, RQ_DEAD };
@@ -50,18 +53,29 @@ struct rpcnet_request {
   rpcnet_server *srv;
   rpci_qconn *qc;
   rpci_frame_reader *reader;
-  enum req_state state; /* under the connection lock */
-  int cancelled;        /* peer reset or stopped the stream */
-  int closed;           /* transport is done with the stream */
+  /* under the connection lock */
+  enum req_state state;
+  int streaming;  /* the method was registered with handle_stream */
+  int cancelled;  /* peer reset or stopped the stream, or deadline */
+  int expired;    /* the deadline passed */
+  int closed;     /* transport is done with the stream */
+  int client_fin; /* the client finished sending */
   int nmsg;
+  rpci_msgq inbox; /* streaming: messages not yet taken */
+  int unary_taken; /* unary: rpcnet_request_recv gave the message */
+  /* set once from the header, then read-only */
   char *method;
   int64_t timeout_ms;
   int64_t deadline_ms; /* monotonic; 0: none */
   rpci_md metadata;
-  uint8_t *data;
+  uint8_t *data; /* unary: the one message */
   size_t len;
+  /* owner only */
   char *peer;
+  rpci_md trailers;
   int counted; /* counted in srv->inflight */
+  rpci_event ev;
+  rpci_timer timer;
   struct rpcnet_request *next; /* ready list or pull queue */
 };
 
@@ -84,6 +98,8 @@ struct rpcnet_server {
 };
 
 static const rpci_qconn_events server_events;
+static method *find_method_locked(rpcnet_server *srv, const char *name);
+static void make_ready(rpcnet_request *r);
 
 /* ---- server core lifetime ------------------------------------------------- */
 
@@ -111,6 +127,9 @@ static void srv_unref(rpcnet_server *srv) {
 static void req_unref(rpcnet_request *r) {
   if (atomic_fetch_sub(&r->refs, 1) != 1) return;
   rpci_frame_reader_free(r->reader);
+  rpci_msgq_clear(&r->inbox);
+  rpci_md_free(&r->trailers);
+  rpci_event_destroy(&r->ev);
   free(r->method);
   rpci_md_free(&r->metadata);
   free(r->data);
@@ -139,7 +158,7 @@ static int send_answer_locked(rpcnet_request *r, const void *data, size_t len, i
                               int status, const char *message) {
   /* Most specific reason first: a client that gave up at its deadline
    * also reset the stream, which closes it. */
-  if (r->deadline_ms && rpci_mono_ms() > r->deadline_ms) {
+  if (r->expired || (r->deadline_ms && rpci_mono_ms() > r->deadline_ms)) {
     rpci_stream_reset(&r->st, RPCI_H_CANCELLED);
     rpci_set_error("the call's deadline passed before the answer");
     return RPCNET_DEADLINE_EXCEEDED;
@@ -169,7 +188,7 @@ static int send_answer_locked(rpcnet_request *r, const void *data, size_t len, i
     iov[n++] = (struct iovec){head, rpci_frame_message_head(head, len)};
     iov[n++] = (struct iovec){(void *)data, len};
   }
-  if (rpci_frame_encode_status(&st, status, message, NULL) != 0) {
+  if (rpci_frame_encode_status(&st, status, rpci_status_text(message), &r->trailers) != 0) {
     rpci_buf_free(&st);
     rpci_stream_reset(&r->st, RPCI_H_INTERNAL_ERROR);
     rpci_set_error("out of memory");
@@ -203,6 +222,7 @@ static int answer(rpcnet_request *r, const void *data, size_t len, int with_msg,
   r->state = RQ_ANSWERED;
   rc = send_answer_locked(r, data, len, with_msg, status, message);
   rpci_qconn_unlock(r->qc);
+  if (rpci_timer_stop(&r->timer)) req_unref(r); /* the timer's reference */
   uncount(r);
   req_unref(r);
   return rc;
@@ -243,6 +263,7 @@ static void on_stream_open(rpci_qconn *qc, int64_t stream_id, void *user) {
   r->qc = qc;
   rpci_qconn_ref(qc);
   r->timeout_ms = -1;
+  rpci_event_init(&r->ev);
   rpci_stream_attach(qc, &r->st, stream_id);
 }
 
@@ -266,10 +287,39 @@ static void reject_input(rpcnet_request *r, int werr) {
   rpci_stream_reset(&r->st, rpci_wire_err_app_code(werr));
 }
 
+static int request_ready(const rpcnet_request *r) {
+  return r->inbox.head || r->client_fin || r->cancelled || r->closed;
+}
+
+static void on_deadline(rpci_timer *t);
+
+/* The header arrived: record it, arm the deadline, and dispatch streaming
+ * methods now. */
+static void on_header(rpcnet_request *r, rpci_frame *f) {
+  rpcnet_server *srv = r->srv;
+  r->method = f->method;
+  f->method = NULL;
+  r->timeout_ms = f->timeout_ms;
+  r->metadata = f->metadata;
+  memset(&f->metadata, 0, sizeof f->metadata);
+  /* Clamp: a peer may send up to 2^64-1 ms; a year is "no deadline". */
+  if (f->timeout_ms >= 0 && f->timeout_ms < 365LL * 24 * 3600 * 1000) {
+    r->deadline_ms = rpci_mono_ms() + f->timeout_ms;
+    atomic_fetch_add(&r->refs, 1); /* the timer's */
+    rpci_timer_start(srv->loop, &r->timer, r->deadline_ms, on_deadline);
+  }
+  pthread_mutex_lock(&srv->mu);
+  method *m = find_method_locked(srv, r->method);
+  r->streaming = m && m->streaming;
+  pthread_mutex_unlock(&srv->mu);
+  if (r->streaming) make_ready(r);
+}
+
 static void on_stream_data(rpci_stream *s, const uint8_t *data, size_t len, int fin) {
   rpcnet_request *r = (rpcnet_request *)s;
-  rpci_stream_consume(s, len);
-  if (r->state != RQ_RECEIVING) return;
+  rpci_msgq_credit(&r->inbox, s, len);
+  if (r->state == RQ_DEAD || r->state == RQ_ANSWERED) return;
+  int changed = 0;
   while (len > 0) {
     rpci_frame f;
     memset(&f, 0, sizeof f);
@@ -283,44 +333,59 @@ static void on_stream_data(rpci_stream *s, const uint8_t *data, size_t len, int 
     data += used;
     len -= used;
     if (f.type == RPCI_FRAME_HEADER) {
-      r->method = f.method;
-      f.method = NULL;
-      r->timeout_ms = f.timeout_ms;
-      /* Clamp: a peer may send up to 2^64-1 ms; a year is "no deadline". */
-      if (f.timeout_ms >= 0 && f.timeout_ms < 365LL * 24 * 3600 * 1000)
-        r->deadline_ms = rpci_mono_ms() + f.timeout_ms;
-      r->metadata = f.metadata;
-      memset(&f.metadata, 0, sizeof f.metadata);
+      on_header(r, &f);
     } else if (f.type == RPCI_FRAME_MESSAGE) {
-      if (++r->nmsg == 1) {
+      ++r->nmsg;
+      if (r->streaming) {
+        if (rpci_msgq_push(&r->inbox, f.data, f.len) != 0) {
+          f.data = NULL;
+          reject_input(r, RPCI_WIRE_NOMEM);
+          return;
+        }
+        changed = 1;
+      } else if (r->nmsg == 1) {
         r->data = f.data;
         r->len = f.len;
-        f.data = NULL;
+      } else {
+        free(f.data);
       }
+      f.data = NULL;
     }
     rpci_frame_clear(&f);
     if (used == 0) break;
   }
-  if (!fin) return;
-  int err = rpci_frame_reader_finish(r->reader);
-  if (err != RPCI_WIRE_OK) {
-    reject_input(r, err);
-    return;
+  if (fin) {
+    int err = rpci_frame_reader_finish(r->reader);
+    if (err != RPCI_WIRE_OK) {
+      reject_input(r, err);
+      return;
+    }
+    r->client_fin = 1;
+    changed = 1;
+    if (!r->streaming && r->state == RQ_RECEIVING) make_ready(r);
   }
-  make_ready(r);
+  if (changed) rpci_event_notify(&r->ev, request_ready(r));
 }
 
 static void on_stream_reset(rpci_stream *s, uint64_t app_error) {
   rpcnet_request *r = (rpcnet_request *)s;
   r->cancelled = 1;
   if (r->state == RQ_RECEIVING) r->state = RQ_DEAD;
+  rpci_event_notify(&r->ev, 1);
+}
+
+static void on_stream_acked(rpci_stream *s) {
+  rpcnet_request *r = (rpcnet_request *)s;
+  rpci_event_notify(&r->ev, request_ready(r));
 }
 
 static void on_stream_close(rpci_stream *s, uint64_t app_error) {
   rpcnet_request *r = (rpcnet_request *)s;
   r->closed = 1;
+  rpci_event_notify(&r->ev, 1);
   if (r->state == RQ_RECEIVING || r->state == RQ_DEAD) {
     r->state = RQ_DEAD;
+    if (rpci_timer_stop(&r->timer)) req_unref(r); /* the timer's; not the last */
     uncount(r);
   }
   req_unref(r); /* the transport's reference */
@@ -349,6 +414,7 @@ static void end_undispatched(rpcnet_request *r, int status, const char *message)
   if (status != RPCNET_OK) answer_internal_locked(r, status, message);
   else r->state = RQ_DEAD;
   rpci_qconn_unlock(r->qc);
+  if (rpci_timer_stop(&r->timer)) req_unref(r); /* the timer's; not the last */
   uncount(r);
   req_unref(r);
 }
@@ -361,7 +427,7 @@ static void dispatch(rpcnet_request *r) {
     end_undispatched(r, RPCNET_OK, NULL); /* nobody to answer */
     return;
   }
-  if (r->nmsg != 1) {
+  if (!r->streaming && r->nmsg != 1) {
     snprintf(msg, sizeof msg, "unary call carried %d messages, expected 1", r->nmsg);
     end_undispatched(r, RPCNET_INVALID_ARGUMENT, msg);
     return;
@@ -404,11 +470,26 @@ static void on_after_batch(rpci_qconn *qc, void *user) {
   }
 }
 
+/* The call's deadline passed (loop thread, no locks held). */
+static void on_deadline(rpci_timer *t) {
+  rpcnet_request *r = (rpcnet_request *)((char *)t - offsetof(rpcnet_request, timer));
+  rpci_qconn_lock(r->qc);
+  if (r->state != RQ_ANSWERED && r->state != RQ_DEAD && !r->closed) {
+    r->expired = 1;
+    r->cancelled = 1;
+    rpci_stream_reset(&r->st, RPCI_H_CANCELLED);
+  }
+  rpci_qconn_unlock(r->qc);
+  rpci_event_notify(&r->ev, 1);
+  req_unref(r); /* the timer's reference */
+}
+
 static const rpci_qconn_events server_events = {
     .stream_open = on_stream_open,
     .stream_data = on_stream_data,
     .stream_reset = on_stream_reset,
     .stream_close = on_stream_close,
+    .stream_acked = on_stream_acked,
     .after_batch = on_after_batch,
 };
 
@@ -475,7 +556,8 @@ int rpcnet_server_port(const rpcnet_server *srv) {
   return srv && srv->ep ? rpci_endpoint_port(srv->ep) : -1;
 }
 
-int rpcnet_server_handle(rpcnet_server *srv, const char *name, rpcnet_handler_fn fn, void *user) {
+static int register_method(rpcnet_server *srv, const char *name, rpcnet_handler_fn fn,
+                           void *user, int streaming) {
   rpci_clear_error();
   if (!srv || !name || !*name) {
     rpci_set_error("rpcnet_server_handle: NULL server or empty method name");
@@ -497,8 +579,18 @@ int rpcnet_server_handle(rpcnet_server *srv, const char *name, rpcnet_handler_fn
   }
   m->fn = fn;
   m->user = user;
+  m->streaming = streaming;
   pthread_mutex_unlock(&srv->mu);
   return RPCNET_OK;
+}
+
+int rpcnet_server_handle(rpcnet_server *srv, const char *name, rpcnet_handler_fn fn, void *user) {
+  return register_method(srv, name, fn, user, 0);
+}
+
+int rpcnet_server_handle_stream(rpcnet_server *srv, const char *name, rpcnet_handler_fn fn,
+                                void *user) {
+  return register_method(srv, name, fn, user, 1);
 }
 
 int rpcnet_server_next(rpcnet_server *srv, int timeout_ms, rpcnet_request **out) {
@@ -617,4 +709,166 @@ int rpcnet_request_fail(rpcnet_request *r, int status, const char *message) {
   rpci_clear_error();
   if (status < 1 || status > 16) status = RPCNET_UNKNOWN;
   return answer(r, NULL, 0, 0, status, message);
+}
+
+/* ---- streaming, metadata, deadlines (server side) -------------------------- */
+
+/* Why the request cannot go on, as a status, or RPCNET_OK. Lock held. */
+static int request_gone_locked(const rpcnet_request *r) {
+  if (r->state == RQ_ANSWERED) {
+    rpci_set_error("request already finished");
+    return RPCNET_FAILED_PRECONDITION;
+  }
+  if (r->expired || (r->deadline_ms && rpci_mono_ms() > r->deadline_ms)) {
+    rpci_set_error("the call's deadline passed");
+    return RPCNET_DEADLINE_EXCEEDED;
+  }
+  if (r->cancelled) {
+    rpci_set_error("the client cancelled the call");
+    return RPCNET_CANCELLED;
+  }
+  if (r->closed) {
+    rpci_set_error("the call's connection is gone");
+    return RPCNET_UNAVAILABLE;
+  }
+  return RPCNET_OK;
+}
+
+/* The instant a wait of timeout_ms ends: never past the deadline, and now
+ * on a library thread (which must not wait). */
+static int64_t wait_until(const rpcnet_request *r, int *timeout_ms) {
+  if (rpci_loop_on_io_thread()) *timeout_ms = 0;
+  int64_t until = r->deadline_ms ? r->deadline_ms : -1;
+  if (*timeout_ms >= 0) {
+    int64_t t = rpci_mono_ms() + *timeout_ms;
+    if (until < 0 || t < until) until = t;
+  }
+  return until;
+}
+
+int rpcnet_request_recv(rpcnet_request *r, int timeout_ms, void **data, size_t *len) {
+  rpci_clear_error();
+  if (data) *data = NULL;
+  if (len) *len = 0;
+  if (!r || !data || !len) {
+    rpci_set_error("rpcnet_request_recv: NULL argument");
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  int64_t until = wait_until(r, &timeout_ms);
+  for (;;) {
+    uint64_t g = rpci_event_gen(&r->ev);
+    rpci_qconn_lock(r->qc);
+    int rc = request_gone_locked(r);
+    rpci_msg *m = NULL;
+    uint8_t *copy = NULL;
+    size_t n = 0;
+    int eos = 0;
+    if (rc == RPCNET_OK) {
+      if (!r->streaming) {
+        if (!r->unary_taken) {
+          r->unary_taken = 1;
+          n = r->len;
+          copy = malloc(n ? n : 1);
+          if (copy && n) memcpy(copy, r->data, n);
+          if (!copy) rc = RPCNET_RESOURCE_EXHAUSTED;
+        } else {
+          eos = 1;
+        }
+      } else if ((m = rpci_msgq_pop(&r->inbox, &r->st))) {
+        copy = m->data ? m->data : malloc(1);
+        n = m->len;
+        free(m);
+        if (!copy) rc = RPCNET_RESOURCE_EXHAUSTED;
+      } else if (r->client_fin) {
+        eos = 1;
+      }
+    }
+    rpci_qconn_unlock(r->qc);
+    if (rc != RPCNET_OK) return rc;
+    if (copy) {
+      *data = copy;
+      *len = n;
+      return RPCNET_OK;
+    }
+    if (eos) return RPCNET_END_OF_STREAM;
+    if (timeout_ms == 0 || rpci_event_wait(&r->ev, g, until) != 0) {
+      if (r->deadline_ms && rpci_mono_ms() >= r->deadline_ms) continue; /* report it */
+      rpci_set_error("no message within %d ms", timeout_ms);
+      return RPCNET_WOULD_BLOCK;
+    }
+  }
+}
+
+int rpcnet_request_send(rpcnet_request *r, const void *data, size_t len) {
+  rpci_clear_error();
+  if (!r || (!data && len)) {
+    rpci_set_error("rpcnet_request_send: NULL argument");
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  if (len > r->srv->opts.max_message_size) {
+    rpci_set_error("message of %zu bytes exceeds max_message_size %llu", len,
+                   (unsigned long long)r->srv->opts.max_message_size);
+    return RPCNET_RESOURCE_EXHAUSTED;
+  }
+  int timeout_ms = -1;
+  int64_t until = wait_until(r, &timeout_ms);
+  for (;;) {
+    uint64_t g = rpci_event_gen(&r->ev);
+    rpci_qconn_lock(r->qc);
+    int rc = request_gone_locked(r);
+    int room = rc == RPCNET_OK && rpci_stream_unacked(&r->st) < RPCI_SEND_BUFFER;
+    if (room) {
+      uint8_t head[9];
+      struct iovec iov[2] = {{head, rpci_frame_message_head(head, len)}, {(void *)data, len}};
+      if (rpci_stream_writev(&r->st, iov, 2, 0) != 0) {
+        rpci_set_error("out of memory");
+        rc = RPCNET_RESOURCE_EXHAUSTED;
+      }
+    }
+    rpci_qconn_unlock(r->qc);
+    if (rc != RPCNET_OK || room) return rc;
+    if (timeout_ms == 0 || rpci_event_wait(&r->ev, g, until) != 0) {
+      if (r->deadline_ms && rpci_mono_ms() >= r->deadline_ms) continue;
+      rpci_set_error("no room to send (the client reads too slowly)");
+      return RPCNET_WOULD_BLOCK;
+    }
+  }
+}
+
+int rpcnet_request_set_trailer(rpcnet_request *r, const char *key, const void *value,
+                               size_t len) {
+  rpci_clear_error();
+  if (!r) return RPCNET_INVALID_ARGUMENT;
+  return rpci_md_add_checked(&r->trailers, key, value, len, r->srv->limits.max_metadata_entries);
+}
+
+int rpcnet_request_finish(rpcnet_request *r, int status, const char *message) {
+  rpci_clear_error();
+  if (status < 0 || status > 16) status = RPCNET_UNKNOWN;
+  return answer(r, NULL, 0, 0, status, message);
+}
+
+const void *rpcnet_request_metadata(const rpcnet_request *r, const char *key, size_t *len) {
+  if (len) *len = 0;
+  if (!r || !key) return NULL;
+  const rpci_md_entry *e = rpci_md_get(&r->metadata, key);
+  if (!e) return NULL;
+  if (len) *len = e->val_len;
+  return e->val;
+}
+
+int rpcnet_request_cancelled(const rpcnet_request *r) {
+  if (!r) return 1;
+  rpcnet_request *w = (rpcnet_request *)r;
+  rpci_qconn_lock(w->qc);
+  int c = w->cancelled || w->expired || w->closed ||
+          (w->deadline_ms && rpci_mono_ms() > w->deadline_ms);
+  rpci_qconn_unlock(w->qc);
+  return c;
+}
+
+int64_t rpcnet_request_deadline_ms(const rpcnet_request *r) {
+  if (!r || !r->deadline_ms) return -1;
+  int64_t left = r->deadline_ms - rpci_mono_ms();
+  return left > 0 ? left : 0;
 }

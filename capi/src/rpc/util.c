@@ -1,6 +1,13 @@
 /* rpc helpers: see util.h. */
 #include "rpc/util.h"
 
+#include <string.h>
+
+#include "obs/log.h"
+#include "rpcnet/rpcnet.h"
+#include "wire/frame.h"
+#include "wire/utf8.h"
+
 int64_t rpci_mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -28,4 +35,31 @@ void rpci_abs_deadline(struct timespec *ts, int64_t timeout_ms) {
     ts->tv_sec++;
     ts->tv_nsec -= 1000000000;
   }
+}
+
+int rpci_md_add_checked(struct rpci_md *md, const char *key, const void *value, size_t len,
+                        size_t max_entries) {
+  if (!key || !*key || !rpci_utf8_valid((const uint8_t *)key, strlen(key)) || (!value && len)) {
+    rpci_set_error("metadata key must be non-empty UTF-8 (and value non-NULL)");
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  if (!rpci_md_key_is_bin(key) && !rpci_utf8_valid(value, len)) {
+    rpci_set_error("metadata '%s': a value must be UTF-8 unless its key ends in \"-bin\"", key);
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  if (md->n >= max_entries) {
+    rpci_set_error("more than %zu metadata entries", max_entries);
+    return RPCNET_RESOURCE_EXHAUSTED;
+  }
+  if (rpci_md_add(md, key, value ? value : "", len) != 0) {
+    rpci_set_error("out of memory");
+    return RPCNET_RESOURCE_EXHAUSTED;
+  }
+  return RPCNET_OK;
+}
+
+const char *rpci_status_text(const char *message) {
+  if (!message) return NULL;
+  if (rpci_utf8_valid((const uint8_t *)message, strlen(message))) return message;
+  return "(status message was not valid UTF-8)";
 }

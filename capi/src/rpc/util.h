@@ -19,4 +19,15 @@ void rpci_abs_deadline(struct timespec *ts, int64_t timeout_ms);
 /* The instant of a monotonic millisecond deadline. */
 void rpci_ms_to_timespec(struct timespec *ts, int64_t mono_ms);
 
+struct rpci_md;
+/* Appends a checked copy of (key, value) to md: key non-empty UTF-8, value
+ * UTF-8 unless the key ends in "-bin", at most max_entries entries.
+ * Returns an rpcnet status (OK, INVALID_ARGUMENT, RESOURCE_EXHAUSTED) with
+ * rpci_set_error on failure. */
+int rpci_md_add_checked(struct rpci_md *md, const char *key, const void *value, size_t len,
+                        size_t max_entries);
+/* A message for a status: message itself when valid UTF-8, else a fixed
+ * replacement (so user input can never make an unencodable frame). */
+const char *rpci_status_text(const char *message);
+
 #endif

@@ -528,6 +528,8 @@ void rpci_stream_reset(rpci_stream *s, uint64_t app_error) {
   qc->dirty = 1;
 }
 
+uint64_t rpci_stream_unacked(const rpci_stream *s) { return s->queued - s->head_off; }
+
 void rpci_stream_consume(rpci_stream *s, size_t n) {
   rpci_qconn *qc = s->qc;
   if (!qc || !s->attached || s->id < 0 || n == 0) return;
@@ -562,13 +564,17 @@ static int cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t stream_id, uin
   rpci_stream *s = stream_user;
   if (!s) return 0;
   uint64_t acked = offset + datalen;
+  int freed = 0;
   while (s->head && s->head != s->cur && s->head_off + s->head->len <= acked) {
     rpci_chunk *c = s->head;
     s->head_off += c->len;
     s->head = c->next;
     if (!s->head) s->tail = NULL;
     free(c);
+    freed = 1;
   }
+  rpci_qconn *qc = user;
+  if (freed && qc->ev->stream_acked) qc->ev->stream_acked(s);
   return 0;
 }
 

@@ -69,6 +69,8 @@ typedef struct rpci_qconn_events {
   /* Bytes arrived in order; fin when the peer finished sending. The
    * receiver returns the credit with rpci_stream_consume. */
   void (*stream_data)(rpci_stream *s, const uint8_t *data, size_t len, int fin);
+  /* Acknowledged send data was released (rpci_stream_unacked shrank). */
+  void (*stream_acked)(rpci_stream *s);
   /* The peer reset its sending side or asked us to stop sending. */
   void (*stream_reset)(rpci_stream *s, uint64_t app_error);
   /* The transport is done with s and will never touch it again.
@@ -138,6 +140,8 @@ void rpci_stream_attach(rpci_qconn *qc, rpci_stream *s, int64_t stream_id);
 int rpci_stream_write(rpci_stream *s, const void *data, size_t len, int fin);
 /* Like rpci_stream_write for several pieces gathered into one chunk. */
 int rpci_stream_writev(rpci_stream *s, const struct iovec *iov, int iovcnt, int fin);
+/* Bytes queued on s and not yet acknowledged (memory held for it). */
+uint64_t rpci_stream_unacked(const rpci_stream *s);
 /* Resets both directions with app_error (RESET_STREAM + STOP_SENDING). */
 void rpci_stream_reset(rpci_stream *s, uint64_t app_error);
 /* Gives back n bytes of receive credit (stream and connection windows). */
