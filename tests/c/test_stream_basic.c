@@ -22,6 +22,12 @@ static void serve_echo(rpcnet_request *req) {
   void *d;
   size_t len;
   int rc;
+  /* The request's fd turns readable when the first message is in. */
+  struct pollfd p = {rpcnet_request_fd(req), POLLIN, 0};
+  if (p.fd < 0 || poll(&p, 1, 5000) != 1) {
+    rpcnet_request_finish(req, RPCNET_INTERNAL, "request fd never became readable");
+    return;
+  }
   while ((rc = rpcnet_request_recv(req, -1, &d, &len)) == RPCNET_OK) {
     rpcnet_request_send(req, d, len);
     rpcnet_free(d);

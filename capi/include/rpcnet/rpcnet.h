@@ -282,6 +282,12 @@ RPCNET_API int rpcnet_request_finish(rpcnet_request *req, int status, const char
 RPCNET_API const void *rpcnet_request_metadata(const rpcnet_request *req, const char *key,
                                                size_t *len);
 
+/* A file descriptor readable while rpcnet_request_recv would not block (a
+ * message is queued, the client finished sending, or the call ended), for
+ * event loops. Level-triggered; owned by req; do not read or close it.
+ * Returns -1 when no descriptor can be made. */
+RPCNET_API int rpcnet_request_fd(rpcnet_request *req);
+
 /* Non-zero once the client cancelled the call, its deadline passed or its
  * connection went away: further work is useless. */
 RPCNET_API int rpcnet_request_cancelled(const rpcnet_request *req);

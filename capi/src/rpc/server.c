@@ -779,6 +779,7 @@ int rpcnet_request_recv(rpcnet_request *r, int timeout_ms, void **data, size_t *
         n = m->len;
         free(m);
         if (!copy) rc = RPCNET_RESOURCE_EXHAUSTED;
+        rpci_event_notify(&r->ev, request_ready(r));
       } else if (r->client_fin) {
         eos = 1;
       }
@@ -872,3 +873,5 @@ int64_t rpcnet_request_deadline_ms(const rpcnet_request *r) {
   int64_t left = r->deadline_ms - rpci_mono_ms();
   return left > 0 ? left : 0;
 }
+
+int rpcnet_request_fd(rpcnet_request *r) { return r ? rpci_event_fd(&r->ev) : -1; }
