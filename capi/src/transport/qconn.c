@@ -154,8 +154,11 @@ static void stream_advance(rpci_stream *s, size_t n) {
  * (about an eighth of the CPU at 16 calls in flight when done on every
  * flush), while a timer that fires early only finds nothing due, and
  * on_timer then sets it right. */
+#define TIMER_SLACK_NS 1000000 /* 1 ms: small beside any PTO or ACK delay */
+
 static void arm_timer(rpci_qconn *qc) {
   uint64_t expiry = ngtcp2_conn_get_expiry(qc->conn);
+  if (qc->armed != UINT64_MAX && expiry + TIMER_SLACK_NS >= qc->armed) return;
   if (expiry >= qc->armed) return;
   qc->armed = expiry;
   struct itimerspec its = {{0, 0}, {0, 0}};
