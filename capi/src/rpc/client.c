@@ -61,6 +61,7 @@ struct rpcnet_call {
   rpci_msgq inbox;
   int nmsg;
   /* final status: connection lock (if any) and ev.mu */
+  rpci_msg *unary_resp; /* unary: the answer, moved out of the inbox */
   int done;
   int status;
   char *message;
@@ -112,6 +113,10 @@ static void call_unref(rpcnet_call *k) {
   if (atomic_fetch_sub(&k->refs, 1) != 1) return;
   rpci_frame_reader_free(k->reader);
   rpci_msgq_clear(&k->inbox);
+  if (k->unary_resp) {
+    free(k->unary_resp->data);
+    free(k->unary_resp);
+  }
   rpci_md_free(&k->md);
   rpci_md_free(&k->trailers);
   free(k->method);
@@ -130,6 +135,9 @@ static void complete(rpcnet_call *k, int status, const char *message, rpci_md *t
   pthread_mutex_lock(&k->ev.mu);
   int first = !k->done;
   if (first) {
+    /* A unary caller takes its answer under ev.mu alone, so waking it does
+     * not send it straight into the connection lock we still hold. */
+    if (k->unary && status == RPCNET_OK) k->unary_resp = rpci_msgq_pop(&k->inbox, &k->st);
     k->done = 1;
     k->status = status;
     k->message = strdup(message ? message : "");
@@ -793,9 +801,10 @@ int rpcnet_client_call(rpcnet_client *c, const char *method, const void *req, si
     rc = rpcnet_call_status(k, NULL);
   }
   if (rc == RPCNET_OK) {
-    rpci_qconn_lock(k->qc);
-    rpci_msg *m = rpci_msgq_pop(&k->inbox, &k->st);
-    rpci_qconn_unlock(k->qc);
+    pthread_mutex_lock(&k->ev.mu);
+    rpci_msg *m = k->unary_resp;
+    k->unary_resp = NULL;
+    pthread_mutex_unlock(&k->ev.mu);
     if (m) {
       *resp = m->data ? m->data : malloc(1);
       *resp_len = m->len;
