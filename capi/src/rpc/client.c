@@ -594,15 +594,9 @@ int rpcnet_call_set_metadata(rpcnet_call *k, const char *key, const void *value,
 
 int rpcnet_call_send_timeout(rpcnet_call *k, const void *data, size_t len, int timeout_ms) {
   rpci_clear_error();
-  if (!k || (!data && len)) {
-    rpci_set_error("rpcnet_call_send: NULL argument");
-    return RPCNET_INVALID_ARGUMENT;
-  }
-  if (len > k->cli->opts.max_message_size) {
-    rpci_set_error("message of %zu bytes exceeds max_message_size %llu", len,
-                   (unsigned long long)k->cli->opts.max_message_size);
-    return RPCNET_RESOURCE_EXHAUSTED;
-  }
+  if (!k) return RPCNET_INVALID_ARGUMENT;
+  int bad = rpci_check_message("rpcnet_call_send", data, len, k->cli->opts.max_message_size);
+  if (bad) return bad;
   if (!k->header_sent) {
     int rc = open_call(k, data ? data : "", len, 1, 0);
     return rc == RPCNET_OK ? RPCNET_OK : ended_status(k);
@@ -624,9 +618,9 @@ int rpcnet_call_send_timeout(rpcnet_call *k, const void *data, size_t len, int t
     if (rpci_stream_unacked(&k->st) < RPCI_SEND_BUFFER) {
       uint8_t head[9];
       struct iovec iov[2] = {{head, rpci_frame_message_head(head, len)}, {(void *)data, len}};
-      int bad = rpci_stream_writev(&k->st, iov, 2, 0);
+      int nomem = rpci_stream_writev(&k->st, iov, 2, 0);
       rpci_qconn_unlock(k->qc);
-      if (bad) {
+      if (nomem) {
         rpci_set_error("out of memory");
         return RPCNET_RESOURCE_EXHAUSTED;
       }
@@ -720,11 +714,8 @@ int rpcnet_call_status(rpcnet_call *k, const char **message) {
 
 const void *rpcnet_call_trailer(rpcnet_call *k, const char *key, size_t *len) {
   if (len) *len = 0;
-  if (!k || !key || !is_done(k, NULL)) return NULL;
-  const rpci_md_entry *e = rpci_md_get(&k->trailers, key);
-  if (!e) return NULL;
-  if (len) *len = e->val_len;
-  return e->val;
+  if (!k || !is_done(k, NULL)) return NULL;
+  return rpci_md_lookup(&k->trailers, key, len);
 }
 
 int rpcnet_call_fd(rpcnet_call *k) { return k ? rpci_event_fd(&k->ev) : -1; }
@@ -770,15 +761,12 @@ int rpcnet_client_call(rpcnet_client *c, const char *method, const void *req, si
   rpci_clear_error();
   if (resp) *resp = NULL;
   if (resp_len) *resp_len = 0;
-  if (!c || !method || !*method || !resp || !resp_len || (!req && req_len)) {
+  if (!c || !method || !*method || !resp || !resp_len) {
     rpci_set_error("rpcnet_client_call: NULL or empty argument");
     return RPCNET_INVALID_ARGUMENT;
   }
-  if (req_len > c->opts.max_message_size) {
-    rpci_set_error("request of %zu bytes exceeds max_message_size %llu", req_len,
-                   (unsigned long long)c->opts.max_message_size);
-    return RPCNET_RESOURCE_EXHAUSTED;
-  }
+  int bad = rpci_check_message("rpcnet_client_call", req, req_len, c->opts.max_message_size);
+  if (bad) return bad;
   if (c->closing) {
     rpci_set_error("client is closed");
     return RPCNET_CANCELLED;

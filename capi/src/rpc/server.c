@@ -802,15 +802,9 @@ int rpcnet_request_recv(rpcnet_request *r, int timeout_ms, void **data, size_t *
 
 int rpcnet_request_send(rpcnet_request *r, const void *data, size_t len) {
   rpci_clear_error();
-  if (!r || (!data && len)) {
-    rpci_set_error("rpcnet_request_send: NULL argument");
-    return RPCNET_INVALID_ARGUMENT;
-  }
-  if (len > r->srv->opts.max_message_size) {
-    rpci_set_error("message of %zu bytes exceeds max_message_size %llu", len,
-                   (unsigned long long)r->srv->opts.max_message_size);
-    return RPCNET_RESOURCE_EXHAUSTED;
-  }
+  if (!r) return RPCNET_INVALID_ARGUMENT;
+  int bad = rpci_check_message("rpcnet_request_send", data, len, r->srv->opts.max_message_size);
+  if (bad) return bad;
   int timeout_ms = -1;
   int64_t until = wait_until(r, &timeout_ms);
   for (;;) {
@@ -851,11 +845,7 @@ int rpcnet_request_finish(rpcnet_request *r, int status, const char *message) {
 
 const void *rpcnet_request_metadata(const rpcnet_request *r, const char *key, size_t *len) {
   if (len) *len = 0;
-  if (!r || !key) return NULL;
-  const rpci_md_entry *e = rpci_md_get(&r->metadata, key);
-  if (!e) return NULL;
-  if (len) *len = e->val_len;
-  return e->val;
+  return r ? rpci_md_lookup(&r->metadata, key, len) : NULL;
 }
 
 int rpcnet_request_cancelled(const rpcnet_request *r) {

@@ -63,3 +63,24 @@ const char *rpci_status_text(const char *message) {
   if (rpci_utf8_valid((const uint8_t *)message, strlen(message))) return message;
   return "(status message was not valid UTF-8)";
 }
+
+int rpci_check_message(const char *fn, const void *data, size_t len, uint64_t max) {
+  if (!data && len) {
+    rpci_set_error("%s: NULL data with a non-zero length", fn);
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  if (len > max) {
+    rpci_set_error("%s: message of %zu bytes exceeds max_message_size %llu", fn, len,
+                   (unsigned long long)max);
+    return RPCNET_RESOURCE_EXHAUSTED;
+  }
+  return RPCNET_OK;
+}
+
+const void *rpci_md_lookup(const struct rpci_md *md, const char *key, size_t *len) {
+  if (len) *len = 0;
+  const rpci_md_entry *e = key ? rpci_md_get(md, key) : NULL;
+  if (!e) return NULL;
+  if (len) *len = e->val_len;
+  return e->val;
+}

@@ -26,6 +26,13 @@ struct rpci_md;
  * rpci_set_error on failure. */
 int rpci_md_add_checked(struct rpci_md *md, const char *key, const void *value, size_t len,
                         size_t max_entries);
+/* Checks an outgoing message: non-NULL unless empty, at most max bytes.
+ * Returns RPCNET_OK, RPCNET_INVALID_ARGUMENT or RPCNET_RESOURCE_EXHAUSTED
+ * (with rpci_set_error naming fn). */
+int rpci_check_message(const char *fn, const void *data, size_t len, uint64_t max);
+/* The first value of key in md (NULL when absent); *len (may be NULL)
+ * receives its length. */
+const void *rpci_md_lookup(const struct rpci_md *md, const char *key, size_t *len);
 /* A message for a status: message itself when valid UTF-8, else a fixed
  * replacement (so user input can never make an unencodable frame). */
 const char *rpci_status_text(const char *message);
