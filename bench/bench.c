@@ -3,7 +3,8 @@
  * plain UDP ping-pong measured by the same program in the same run.
  *
  *   rpcnet_bench [--quick] [--json] [--seconds S] [--pki DIR]
- *                [--gen-certs PATH] [--io-threads N]
+ *                [--gen-certs PATH] [--io-threads N] [--shape CxM]...
+ *                [--stream-bytes N]
  *
  * Figures (see bench/README.md):
  *   - UDP ping-pong, 64 B, two threads over loopback: round-trip p50/p99 and
@@ -14,8 +15,16 @@
  *     calls. Round-trip p50/p99 and calls per second.
  *   - Ratios: each latency to the UDP p50, each throughput to the UDP round
  *     trips per second.
- * Server and clients run in this process; the server's handler answers inline
- * on the library's I/O thread. Certificates: --pki DIR (holding ca.pem,
+ *   - Streaming (call handles): 64 B messages on one bidirectional call,
+ *     ping-pong (one message in flight: p50/p99 and round trips per second)
+ *     and pipelined (sends as fast as backpressure allows while draining the
+ *     echoes: echoes per second), with the same ratios; and one call moving
+ *     --stream-bytes in 64 KiB messages each way (client to server, server to
+ *     client): MB/s and CPU seconds per GB (getrusage of the whole process,
+ *     server and client together).
+ * Server and clients run in this process; the server's unary handler answers
+ * inline on the library's I/O thread, its streaming methods are pulled and
+ * served by threads of this program. Certificates: --pki DIR (holding ca.pem,
  * server.pem, server-key.pem) or made fresh with scripts/gen-certs.sh.
  */
 #include <arpa/inet.h>
@@ -29,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
@@ -36,6 +46,9 @@
 
 #define UDP_PAYLOAD 64
 #define CALL_TIMEOUT_MS 30000
+#define STREAM_MSG (64 * 1024)
+#define STREAM_BYTES_DEFAULT (1ull << 30)
+#define STREAM_BYTES_QUICK (64ull << 20)
 
 /* ---- options ---------------------------------------------------------------- */
 
@@ -46,12 +59,14 @@ static struct {
   int nshapes, shapes[MAX_SHAPES][2]; /* --shape: replaces the default shapes */
   double seconds, warmup;
   const char *pki, *gen_certs;
+  unsigned long long stream_bytes; /* 0: the mode's default */
 } opt = {.seconds = 2.0, .warmup = 0.5};
 
 static void usage(FILE *f) {
   fprintf(f,
           "usage: rpcnet_bench [--quick] [--json] [--seconds S] [--pki DIR]\n"
           "                    [--gen-certs PATH] [--io-threads N] [--shape CxM]...\n"
+          "                    [--stream-bytes N]\n"
           "  --quick         short runs (0.3 s per figure) for a smoke test\n"
           "  --json          print one JSON object instead of the table\n"
           "  --seconds S     measured seconds per figure (default 2, after 0.5 s warm-up)\n"
@@ -59,7 +74,9 @@ static void usage(FILE *f) {
           "  --gen-certs P   path of scripts/gen-certs.sh (default: found from the source tree)\n"
           "  --io-threads N  size of rpcnet's I/O thread pool (default: the library's, 1)\n"
           "  --shape CxM     measure C connections x M calls in flight each instead of the\n"
-          "                  default shapes 1x1 1x16 1x64 4x64 (repeatable)\n");
+          "                  default shapes 1x1 1x16 1x64 4x64 (repeatable)\n"
+          "  --stream-bytes N  bytes one streaming call moves each way, in 64 KiB messages\n"
+          "                  (suffix k, m or g for KiB, MiB, GiB; default 1g, 64m with --quick)\n");
 }
 
 /* ---- time and statistics ------------------------------------------------------ */
@@ -106,7 +123,8 @@ struct worker {
   int cpu; /* >= 0: pin the worker thread to this CPU */
   op_fn op;
   rpcnet_client *cli;
-  int fd; /* UDP */
+  rpcnet_call *call; /* streaming ping-pong */
+  int fd;            /* UDP */
   size_t payload;
   uint8_t *buf;
   uint64_t *lat;
@@ -356,6 +374,293 @@ static int bench_rpc(const char *addr, int conns, int in_flight, size_t payload,
   return rc;
 }
 
+/* ---- streaming ------------------------------------------------------------------------ */
+
+/* The server's streaming methods are pulled (fn == NULL) and served by these
+ * threads, which may block:
+ *   stream.echo    sends every message back, then finishes OK;
+ *   stream.sink    reads to the end and answers the byte count (8 bytes);
+ *   stream.source  sends the byte count its 8-byte request asks for, in
+ *                  STREAM_MSG messages. */
+#define STREAM_SERVERS 2
+
+static void put_u64(uint8_t *p, uint64_t v) {
+  for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v;
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+  return v;
+}
+
+static void serve_stream(rpcnet_request *req, const uint8_t *block) {
+  const char *m = rpcnet_request_method(req);
+  void *d = NULL;
+  size_t len = 0;
+  int rc;
+  if (strcmp(m, "stream.echo") == 0) {
+    while ((rc = rpcnet_request_recv(req, -1, &d, &len)) == RPCNET_OK) {
+      rc = rpcnet_request_send(req, d, len);
+      rpcnet_free(d);
+      if (rc != RPCNET_OK) break;
+    }
+    rpcnet_request_finish(req, rc == RPCNET_END_OF_STREAM ? RPCNET_OK : RPCNET_ABORTED, NULL);
+  } else if (strcmp(m, "stream.sink") == 0) {
+    uint64_t total = 0;
+    while ((rc = rpcnet_request_recv(req, -1, &d, &len)) == RPCNET_OK) {
+      total += len;
+      rpcnet_free(d);
+    }
+    uint8_t out[8];
+    put_u64(out, total);
+    if (rc == RPCNET_END_OF_STREAM) rpcnet_request_send(req, out, 8);
+    rpcnet_request_finish(req, rc == RPCNET_END_OF_STREAM ? RPCNET_OK : RPCNET_ABORTED, NULL);
+  } else if (strcmp(m, "stream.source") == 0) {
+    rc = rpcnet_request_recv(req, -1, &d, &len);
+    uint64_t total = rc == RPCNET_OK && len == 8 ? get_u64(d) : 0;
+    rpcnet_free(d);
+    rc = RPCNET_OK;
+    for (uint64_t off = 0; off < total && rc == RPCNET_OK; off += STREAM_MSG) {
+      size_t n = total - off < STREAM_MSG ? (size_t)(total - off) : STREAM_MSG;
+      rc = rpcnet_request_send(req, block, n);
+    }
+    rpcnet_request_finish(req, rc == RPCNET_OK ? RPCNET_OK : RPCNET_ABORTED, NULL);
+  } else {
+    rpcnet_request_finish(req, RPCNET_UNIMPLEMENTED, "not a bench streaming method");
+  }
+}
+
+static void *stream_server_main(void *arg) {
+  rpcnet_server *srv = arg;
+  uint8_t *block = malloc(STREAM_MSG);
+  if (!block) return NULL;
+  for (size_t i = 0; i < STREAM_MSG; i++) block[i] = (uint8_t)(i * 7 + 1);
+  for (;;) {
+    rpcnet_request *req = NULL;
+    int rc = rpcnet_server_next(srv, -1, &req);
+    if (rc == RPCNET_DEADLINE_EXCEEDED) continue;
+    if (rc != RPCNET_OK) break; /* UNAVAILABLE after shutdown */
+    serve_stream(req, block);
+  }
+  free(block);
+  return NULL;
+}
+
+/* A deadline for a call that lasts the whole measurement, or moves `bytes`
+ * at no less than 5 MB/s. */
+static int long_timeout_ms(uint64_t bytes) {
+  double s = 60 + opt.warmup + opt.seconds + (double)bytes / 5e6;
+  return s > 2e6 ? 2000000000 : (int)(s * 1000);
+}
+
+static rpcnet_client *bench_client(const char *addr) {
+  rpcnet_config *cfg = rpcnet_config_new();
+  rpcnet_client *cli = NULL;
+  if (cfg && rpcnet_config_set(cfg, "ca_file", pki("ca.pem")) == RPCNET_OK &&
+      rpcnet_config_set(cfg, "server_name", "localhost") == RPCNET_OK)
+    cli = rpcnet_client_connect(cfg, addr);
+  if (!cli) fprintf(stderr, "rpcnet_bench: connect %s: %s\n", addr, rpcnet_last_error());
+  rpcnet_config_free(cfg);
+  return cli;
+}
+
+/* Finishes a call the bench no longer sends on: close_send, drain, status. */
+static int end_call(rpcnet_call *call, char *error, size_t cap) {
+  void *d;
+  size_t len;
+  rpcnet_call_close_send(call);
+  int rc;
+  while ((rc = rpcnet_call_recv(call, -1, &d, &len)) == RPCNET_OK) rpcnet_free(d);
+  const char *m = "";
+  int st = rpcnet_call_status(call, &m);
+  if (st != RPCNET_OK && !error[0])
+    snprintf(error, cap, "call ended %s: %s", rpcnet_status_name(st), m);
+  return st == RPCNET_OK ? 0 : -1;
+}
+
+/* One round trip of a 64 B message on the worker's bidirectional call. */
+static int stream_pp_op(struct worker *w) {
+  int rc = rpcnet_call_send(w->call, w->buf, w->payload);
+  void *d = NULL;
+  size_t len = 0;
+  if (rc == RPCNET_OK) rc = rpcnet_call_recv(w->call, -1, &d, &len);
+  if (rc == RPCNET_OK && (len != w->payload || memcmp(d, w->buf, len) != 0)) {
+    rc = -1;
+    snprintf(w->error, sizeof w->error, "wrong echo (%zu bytes)", len);
+  } else if (rc != RPCNET_OK) {
+    snprintf(w->error, sizeof w->error, "%s: %s", rpcnet_status_name(rc), rpcnet_last_error());
+    if (rc == RPCNET_END_OF_STREAM) sleep_s(0.001); /* the call is over: do not spin */
+  }
+  rpcnet_free(d);
+  return rc;
+}
+
+static int bench_stream_pingpong(rpcnet_client *cli, struct result *res) {
+  *res = (struct result){
+      .name = "rpcnet 1 call bidi ping-pong", .conns = 1, .in_flight = 1, .payload = 64};
+  struct worker w = {.op = stream_pp_op, .cli = cli, .payload = 64, .cpu = -1};
+  w.call = rpcnet_client_start(cli, "stream.echo", long_timeout_ms(0));
+  if (!w.call) {
+    snprintf(res->error, sizeof res->error, "start: %s", rpcnet_last_error());
+    res->errors = 1;
+    return -1;
+  }
+  run_workers(&w, 1, res);
+  if (end_call(w.call, res->error, sizeof res->error) != 0) res->errors++;
+  rpcnet_call_free(w.call);
+  return 0;
+}
+
+/* One thread keeps the call full: it sends with timeout 0 until the call's
+ * send window is full, takes every echo that is there, and waits for an echo
+ * only when neither made progress. (A call handle is used by one thread at a
+ * time, so sending and draining share the thread.) Counts the echoes that
+ * arrive during the measured window. */
+static int bench_stream_pipelined(rpcnet_client *cli, struct result *res) {
+  *res = (struct result){.name = "rpcnet 1 call bidi pipelined",
+                         .conns = 1,
+                         .in_flight = 0,
+                         .payload = 64,
+                         .p50_us = NAN,
+                         .p99_us = NAN};
+  rpcnet_call *call = rpcnet_client_start(cli, "stream.echo", long_timeout_ms(0));
+  if (!call) {
+    snprintf(res->error, sizeof res->error, "start: %s", rpcnet_last_error());
+    res->errors = 1;
+    return -1;
+  }
+  uint8_t msg[64];
+  for (size_t i = 0; i < sizeof msg; i++) msg[i] = (uint8_t)(i * 13 + 5);
+  uint64_t t0 = now_ns(), t_measure = t0 + (uint64_t)(opt.warmup * 1e9),
+           t_end = t_measure + (uint64_t)(opt.seconds * 1e9);
+  uint64_t sent = 0, got = 0, counted = 0, max_in_flight = 0;
+  int failed = 0;
+  for (uint64_t t = t0; t < t_end && !failed; t = now_ns()) {
+    int progress = 0, rc = RPCNET_OK;
+    for (int k = 0; k < 256; k++) {
+      rc = rpcnet_call_send_timeout(call, msg, sizeof msg, 0);
+      if (rc != RPCNET_OK) break;
+      sent++;
+      progress = 1;
+    }
+    if (rc != RPCNET_OK && rc != RPCNET_WOULD_BLOCK) {
+      snprintf(res->error, sizeof res->error, "send: %s: %s", rpcnet_status_name(rc),
+               rpcnet_last_error());
+      failed = 1;
+      break;
+    }
+    if (sent - got > max_in_flight) max_in_flight = sent - got;
+    for (;;) {
+      void *d = NULL;
+      size_t len = 0;
+      rc = rpcnet_call_recv(call, progress ? 0 : 2, &d, &len);
+      if (rc != RPCNET_OK) break;
+      if (len != sizeof msg || memcmp(d, msg, len) != 0) {
+        snprintf(res->error, sizeof res->error, "wrong echo (%zu bytes)", len);
+        failed = 1;
+      }
+      rpcnet_free(d);
+      got++;
+      progress = 1;
+      if (now_ns() >= t_measure) counted++;
+    }
+    if (rc != RPCNET_WOULD_BLOCK && !failed) {
+      const char *m = "";
+      int st = rpcnet_call_status(call, &m);
+      snprintf(res->error, sizeof res->error, "recv: %s, call %s: %s", rpcnet_status_name(rc),
+               rpcnet_status_name(st), m);
+      failed = 1;
+    }
+  }
+  uint64_t t1 = now_ns();
+  res->seconds = (double)(t1 - t_measure) / 1e9;
+  res->count = counted;
+  res->per_s = (double)counted / res->seconds;
+  res->in_flight = (int)(max_in_flight > 1000000000 ? 1000000000 : max_in_flight);
+  if (failed) res->errors++;
+  if (end_call(call, res->error, sizeof res->error) != 0) res->errors++;
+  rpcnet_call_free(call);
+  return 0;
+}
+
+struct stream_result {
+  const char *name;
+  uint64_t bytes, moved;
+  double seconds, cpu_s, mb_per_s, cpu_s_per_gb;
+  uint64_t errors;
+  char error[200];
+};
+
+static double cpu_seconds(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+         (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* One call moving opt.stream_bytes in STREAM_MSG messages: client to server
+ * (upload = 1, method stream.sink) or server to client (stream.source). */
+static void bench_stream_bulk(rpcnet_client *cli, int upload, struct stream_result *res) {
+  *res = (struct stream_result){
+      .name = upload ? "rpcnet 1 call client->server" : "rpcnet 1 call server->client",
+      .bytes = opt.stream_bytes};
+  uint8_t *block = malloc(STREAM_MSG);
+  if (!block) {
+    res->errors = 1;
+    snprintf(res->error, sizeof res->error, "out of memory");
+    return;
+  }
+  for (size_t i = 0; i < STREAM_MSG; i++) block[i] = (uint8_t)(i * 7 + 1);
+  double cpu0 = cpu_seconds();
+  uint64_t t0 = now_ns();
+  rpcnet_call *call = rpcnet_client_start(cli, upload ? "stream.sink" : "stream.source",
+                                          long_timeout_ms(res->bytes));
+  int rc = call ? RPCNET_OK : RPCNET_INTERNAL;
+  void *d = NULL;
+  size_t len = 0;
+  if (call && upload) {
+    for (uint64_t off = 0; off < res->bytes && rc == RPCNET_OK; off += STREAM_MSG) {
+      size_t n = res->bytes - off < STREAM_MSG ? (size_t)(res->bytes - off) : STREAM_MSG;
+      rc = rpcnet_call_send(call, block, n);
+    }
+    if (rc == RPCNET_OK) rc = rpcnet_call_close_send(call);
+    if (rc == RPCNET_OK) rc = rpcnet_call_recv(call, -1, &d, &len);
+    if (rc == RPCNET_OK) res->moved = len == 8 ? get_u64(d) : 0;
+    rpcnet_free(d);
+    if (rc == RPCNET_OK) rc = rpcnet_call_recv(call, -1, &d, &len);
+  } else if (call) {
+    uint8_t req[8];
+    put_u64(req, res->bytes);
+    rc = rpcnet_call_send(call, req, 8);
+    if (rc == RPCNET_OK) rc = rpcnet_call_close_send(call);
+    while (rc == RPCNET_OK && (rc = rpcnet_call_recv(call, -1, &d, &len)) == RPCNET_OK) {
+      res->moved += len;
+      rpcnet_free(d);
+    }
+  }
+  uint64_t t1 = now_ns();
+  double cpu1 = cpu_seconds();
+  const char *m = "";
+  int st = call ? rpcnet_call_status(call, &m) : RPCNET_INTERNAL;
+  if (!call) {
+    snprintf(res->error, sizeof res->error, "start: %s", rpcnet_last_error());
+  } else if (rc != RPCNET_END_OF_STREAM || st != RPCNET_OK) {
+    snprintf(res->error, sizeof res->error, "%s, call %s: %s", rpcnet_status_name(rc),
+             rpcnet_status_name(st), m);
+  } else if (res->moved != res->bytes) {
+    snprintf(res->error, sizeof res->error, "moved %llu of %llu bytes",
+             (unsigned long long)res->moved, (unsigned long long)res->bytes);
+  }
+  if (res->error[0]) res->errors = 1;
+  rpcnet_call_free(call);
+  free(block);
+  res->seconds = (double)(t1 - t0) / 1e9;
+  res->cpu_s = cpu1 - cpu0;
+  res->mb_per_s = (double)res->moved / 1e6 / res->seconds;
+  res->cpu_s_per_gb = res->moved ? res->cpu_s / ((double)res->moved / 1e9) : NAN;
+}
+
 /* ---- certificates -------------------------------------------------------------------- */
 
 static char tmp_pki[256];
@@ -428,7 +733,18 @@ static void fmt_payload(char *out, size_t n, size_t payload) {
 
 static const struct result *udp_same_core; /* reference row */
 
-static void print_table(const struct result *udp, const struct result *r, int nr) {
+/* A figure, or "-" when it does not apply (NaN). */
+static const char *fmt_fig(char *out, size_t n, const char *fmt, double x) {
+  if (isfinite(x))
+    snprintf(out, n, fmt, x);
+  else
+    snprintf(out, n, "-");
+  return out;
+}
+
+static void print_table(const struct result *udp, const struct result *r, int nr,
+                        const struct result *sr, int nsr, const struct stream_result *bulk,
+                        int nbulk) {
   printf("rpcnet %s benchmark: loopback, server and clients in one process, %s\n", rpcnet_version(),
          opt.quick ? "QUICK mode (figures are rough)" : "default mode");
   printf("%.1f s measured per figure after %.1f s warm-up; latency = round trip of one call\n",
@@ -453,15 +769,52 @@ static void print_table(const struct result *udp, const struct result *r, int nr
            r[i].p99_us, r[i].per_s, r[i].p50_us / udp->p50_us, r[i].p99_us / udp->p50_us,
            r[i].per_s / udp->per_s, (unsigned long long)r[i].errors);
   }
+  for (int i = 0; i < nsr; i++) {
+    char pl[32], a[16], b[16], c[16], d[16];
+    fmt_payload(pl, sizeof pl, sr[i].payload);
+    printf("%-32s %8s %10s %10s %12.0f %9s %9s %9.3f %7llu\n", sr[i].name, pl,
+           fmt_fig(a, sizeof a, "%.1f", sr[i].p50_us), fmt_fig(b, sizeof b, "%.1f", sr[i].p99_us),
+           sr[i].per_s, fmt_fig(c, sizeof c, "%.2f", sr[i].p50_us / udp->p50_us),
+           fmt_fig(d, sizeof d, "%.2f", sr[i].p99_us / udp->p50_us), sr[i].per_s / udp->per_s,
+           (unsigned long long)sr[i].errors);
+  }
   for (int i = 0; i < nr; i++)
     if (r[i].errors)
       printf("errors in %d conn x %d, %zu B: %llu, e.g. %s\n", r[i].conns, r[i].in_flight,
              r[i].payload, (unsigned long long)r[i].errors, r[i].error);
+  for (int i = 0; i < nsr; i++)
+    if (sr[i].errors)
+      printf("errors in %s: %llu, e.g. %s\n", sr[i].name, (unsigned long long)sr[i].errors,
+             sr[i].error);
+  if (nsr)
+    printf(
+        "bidi rows: one streaming call (rpcnet_client_start) echoed by a server thread;\n"
+        "ping-pong = 1 message in flight, pipelined = sent as fast as backpressure allows\n"
+        "(up to %d in flight), per second = echoes received\n",
+        sr[nsr - 1].in_flight);
+  if (!nbulk) return;
+  printf(
+      "\nstreaming throughput: one call, %d KiB messages, %.0f MiB each way; CPU = user+sys\n"
+      "of the whole process (server and client), per 10^9 bytes moved\n\n",
+      STREAM_MSG / 1024, (double)bulk[0].bytes / (1024.0 * 1024.0));
+  printf("%-32s %10s %10s %10s %10s %10s %7s\n", "figure", "MiB", "seconds", "MB/s", "CPU s",
+         "CPU s/GB", "errors");
+  for (int i = 0; i < nbulk; i++) {
+    char e[16];
+    printf("%-32s %10.0f %10.2f %10.1f %10.2f %10s %7llu\n", bulk[i].name,
+           (double)bulk[i].moved / (1024.0 * 1024.0), bulk[i].seconds, bulk[i].mb_per_s,
+           bulk[i].cpu_s, fmt_fig(e, sizeof e, "%.2f", bulk[i].cpu_s_per_gb),
+           (unsigned long long)bulk[i].errors);
+  }
+  for (int i = 0; i < nbulk; i++)
+    if (bulk[i].errors) printf("errors in %s: %s\n", bulk[i].name, bulk[i].error);
 }
 
 static double jnum(double x) { return isfinite(x) ? x : -1; }
 
-static void print_json(const struct result *udp, const struct result *r, int nr) {
+static void print_json(const struct result *udp, const struct result *r, int nr,
+                       const struct result *sr, int nsr, const struct stream_result *bulk,
+                       int nbulk) {
   printf("{\"version\":\"%s\",\"mode\":\"%s\",\"seconds_per_figure\":%.3f,", rpcnet_version(),
          opt.quick ? "quick" : "default", opt.seconds);
   printf(
@@ -480,7 +833,27 @@ static void print_json(const struct result *udp, const struct result *r, int nr)
         (unsigned long long)r[i].errors, jnum(r[i].p50_us / udp->p50_us),
         jnum(r[i].p99_us / udp->p50_us), jnum(r[i].per_s / udp->per_s));
   }
-  printf("]}\n");
+  printf("],\"stream\":{\"bidi\":[");
+  for (int i = 0; i < nsr; i++) {
+    printf(
+        "%s{\"name\":\"%s\",\"payload\":%zu,\"max_in_flight\":%d,\"p50_us\":%.3f,"
+        "\"p99_us\":%.3f,\"messages_per_s\":%.1f,\"count\":%llu,\"errors\":%llu,"
+        "\"p50_over_udp_p50\":%.3f,\"p99_over_udp_p50\":%.3f,\"messages_per_s_over_udp\":%.4f}",
+        i ? "," : "", sr[i].name, sr[i].payload, sr[i].in_flight, jnum(sr[i].p50_us),
+        jnum(sr[i].p99_us), jnum(sr[i].per_s), (unsigned long long)sr[i].count,
+        (unsigned long long)sr[i].errors, jnum(sr[i].p50_us / udp->p50_us),
+        jnum(sr[i].p99_us / udp->p50_us), jnum(sr[i].per_s / udp->per_s));
+  }
+  printf("],\"bulk\":[");
+  for (int i = 0; i < nbulk; i++)
+    printf(
+        "%s{\"name\":\"%s\",\"message_size\":%d,\"bytes\":%llu,\"moved\":%llu,"
+        "\"seconds\":%.3f,\"mb_per_s\":%.1f,\"cpu_s\":%.3f,\"cpu_s_per_gb\":%.3f,"
+        "\"errors\":%llu}",
+        i ? "," : "", bulk[i].name, STREAM_MSG, (unsigned long long)bulk[i].bytes,
+        (unsigned long long)bulk[i].moved, jnum(bulk[i].seconds), jnum(bulk[i].mb_per_s),
+        jnum(bulk[i].cpu_s), jnum(bulk[i].cpu_s_per_gb), (unsigned long long)bulk[i].errors);
+  printf("]}}\n");
 }
 
 /* ---- main --------------------------------------------------------------------------- */
@@ -513,6 +886,21 @@ int main(int argc, char **argv) {
       opt.shapes[opt.nshapes][0] = c;
       opt.shapes[opt.nshapes][1] = m;
       opt.nshapes++;
+    } else if (strcmp(a, "--stream-bytes") == 0 && has) {
+      char *end = NULL;
+      const char *v = argv[++i];
+      unsigned long long n = strtoull(v, &end, 10);
+      if (end && (*end == 'k' || *end == 'K'))
+        n <<= 10, end++;
+      else if (end && (*end == 'm' || *end == 'M'))
+        n <<= 20, end++;
+      else if (end && (*end == 'g' || *end == 'G'))
+        n <<= 30, end++;
+      if (end == v || *end || n == 0 || v[0] == '-' || n > (1ull << 40)) {
+        fprintf(stderr, "rpcnet_bench: bad --stream-bytes %s (want bytes, e.g. 1g)\n", v);
+        return 2;
+      }
+      opt.stream_bytes = n;
     } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       usage(stdout);
       return 0;
@@ -526,6 +914,7 @@ int main(int argc, char **argv) {
     if (!seconds_given) opt.seconds = 0.3;
     opt.warmup = 0.1;
   }
+  if (!opt.stream_bytes) opt.stream_bytes = opt.quick ? STREAM_BYTES_QUICK : STREAM_BYTES_DEFAULT;
   if (!(opt.seconds > 0)) {
     fprintf(stderr, "rpcnet_bench: --seconds must be positive\n");
     return 2;
@@ -558,6 +947,9 @@ int main(int argc, char **argv) {
   rpcnet_server *srv = rpcnet_server_new(cfg);
   rpcnet_config_free(cfg);
   if (!srv || rpcnet_server_handle(srv, "echo", echo_handler, NULL) != RPCNET_OK ||
+      rpcnet_server_handle_stream(srv, "stream.echo", NULL, NULL) != RPCNET_OK ||
+      rpcnet_server_handle_stream(srv, "stream.sink", NULL, NULL) != RPCNET_OK ||
+      rpcnet_server_handle_stream(srv, "stream.source", NULL, NULL) != RPCNET_OK ||
       rpcnet_server_listen(srv, "127.0.0.1:0") != RPCNET_OK) {
     fprintf(stderr, "rpcnet_bench: server: %s\n", rpcnet_last_error());
     rpcnet_server_free(srv);
@@ -566,6 +958,11 @@ int main(int argc, char **argv) {
   }
   char addr[64];
   snprintf(addr, sizeof addr, "127.0.0.1:%d", rpcnet_server_port(srv));
+  pthread_t stream_servers[STREAM_SERVERS];
+  int nstream_servers = 0;
+  while (nstream_servers < STREAM_SERVERS &&
+         pthread_create(&stream_servers[nstream_servers], NULL, stream_server_main, srv) == 0)
+    nstream_servers++;
 
   static const size_t payloads[] = {64, 16 * 1024};
   static const int default_shapes[][2] = {{1, 1}, {1, 16}, {1, 64}, {4, 64}};
@@ -583,14 +980,40 @@ int main(int argc, char **argv) {
       nr++;
     }
   }
+
+  /* Streaming: 64 B on one bidirectional call, then bulk each way. */
+  struct result sres[2];
+  struct stream_result bulk[2];
+  int nsr = 0, nbulk = 0;
+  rpcnet_client *scli = bench_client(addr);
+  if (!scli) status = 1;
+  if (scli) {
+    if (!opt.json) fprintf(stderr, "measuring rpcnet 1 call bidi ping-pong, 64 B...\n");
+    bench_stream_pingpong(scli, &sres[nsr++]);
+    if (!opt.json) fprintf(stderr, "measuring rpcnet 1 call bidi pipelined, 64 B...\n");
+    bench_stream_pipelined(scli, &sres[nsr++]);
+    for (int up = 1; up >= 0; up--) {
+      if (!opt.json)
+        fprintf(stderr, "measuring rpcnet 1 call streaming %llu bytes %s...\n",
+                (unsigned long long)opt.stream_bytes, up ? "client->server" : "server->client");
+      bench_stream_bulk(scli, up, &bulk[nbulk++]);
+    }
+    rpcnet_client_close(scli);
+  }
+  for (int i = 0; i < nsr; i++)
+    if (sres[i].errors) status = 1;
+  for (int i = 0; i < nbulk; i++)
+    if (bulk[i].errors) status = 1;
+
   rpcnet_server_shutdown(srv, 1000);
+  for (int i = 0; i < nstream_servers; i++) pthread_join(stream_servers[i], NULL);
   rpcnet_server_free(srv);
   cleanup_pki();
 
   if (opt.json)
-    print_json(&udp, res, nr);
+    print_json(&udp, res, nr, sres, nsr, bulk, nbulk);
   else
-    print_table(&udp, res, nr);
+    print_table(&udp, res, nr, sres, nsr, bulk, nbulk);
   if (udp.errors) status = 1;
   return status;
 }
