@@ -312,7 +312,9 @@ static void on_header(rpcnet_request *r, rpci_frame *f) {
   method *m = find_method_locked(srv, r->method);
   r->streaming = m && m->streaming;
   pthread_mutex_unlock(&srv->mu);
-  if (r->streaming) make_ready(r);
+  /* Streaming methods start now; so does the UNIMPLEMENTED answer, which
+   * must not wait for a client that waits for it. */
+  if (r->streaming || !m) make_ready(r);
 }
 
 static void on_stream_data(rpci_stream *s, const uint8_t *data, size_t len, int fin) {
@@ -382,6 +384,10 @@ static void on_stream_acked(rpci_stream *s) {
 static void on_stream_close(rpci_stream *s, uint64_t app_error) {
   rpcnet_request *r = (rpcnet_request *)s;
   r->closed = 1;
+  /* A client that cancels after finishing its half can only send
+   * STOP_SENDING, whose code shows up here. */
+  if (app_error != RPCI_H_NO_ERROR && app_error != RPCI_CONN_LOST && r->state != RQ_ANSWERED)
+    r->cancelled = 1;
   rpci_event_notify(&r->ev, 1);
   if (r->state == RQ_RECEIVING || r->state == RQ_DEAD) {
     r->state = RQ_DEAD;
@@ -427,13 +433,14 @@ static void dispatch(rpcnet_request *r) {
     end_undispatched(r, RPCNET_OK, NULL); /* nobody to answer */
     return;
   }
-  if (!r->streaming && r->nmsg != 1) {
+  pthread_mutex_lock(&srv->mu);
+  method *m = find_method_locked(srv, r->method);
+  if (m && !r->streaming && r->nmsg != 1) {
+    pthread_mutex_unlock(&srv->mu);
     snprintf(msg, sizeof msg, "unary call carried %d messages, expected 1", r->nmsg);
     end_undispatched(r, RPCNET_INVALID_ARGUMENT, msg);
     return;
   }
-  pthread_mutex_lock(&srv->mu);
-  method *m = find_method_locked(srv, r->method);
   rpcnet_handler_fn fn = m ? m->fn : NULL;
   void *user = m ? m->user : NULL;
   if (m) r->state = RQ_DISPATCHED;

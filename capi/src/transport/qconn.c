@@ -617,25 +617,19 @@ static int cb_stream_reset(ngtcp2_conn *conn, int64_t stream_id, uint64_t final_
   return 0;
 }
 
-static int cb_stream_stop_sending(ngtcp2_conn *conn, int64_t stream_id, uint64_t app_error_code,
-                                  void *user, void *stream_user) {
-  rpci_qconn *qc = user;
-  rpci_stream *s = stream_user;
-  if (s) {
-    sendq_remove(qc, s);
-    qc->ev->stream_reset(s, app_error_code);
-  }
-  return 0;
-}
-
 static int cb_extend_max_local_streams_bidi(ngtcp2_conn *conn, uint64_t max_streams, void *user) {
   rpci_qconn *qc = user;
+  /* The wait list shares the send queue's link: unlink before open_now,
+   * which may put the stream on the send queue. */
   while (qc->wait_head) {
-    rpci_stream *s = qc->wait_head;
-    if (open_now(qc, s) != 0) break;
-    qc->wait_head = s->sendq_next;
-    if (!qc->wait_head) qc->wait_tail = NULL;
+    rpci_stream *s = qc->wait_head, *next = s->sendq_next;
     s->sendq_next = NULL;
+    if (open_now(qc, s) != 0) {
+      s->sendq_next = next;
+      break;
+    }
+    qc->wait_head = next;
+    if (!next) qc->wait_tail = NULL;
   }
   return 0;
 }
@@ -721,7 +715,6 @@ static void fill_callbacks(ngtcp2_callbacks *cb, int is_server) {
   cb->stream_open = cb_stream_open;
   cb->stream_close = cb_stream_close;
   cb->stream_reset = cb_stream_reset;
-  cb->stream_stop_sending = cb_stream_stop_sending;
   cb->extend_max_stream_data = cb_extend_max_stream_data;
   cb->rand = cb_rand;
   cb->get_new_connection_id = cb_get_new_connection_id;

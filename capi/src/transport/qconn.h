@@ -71,7 +71,9 @@ typedef struct rpci_qconn_events {
   void (*stream_data)(rpci_stream *s, const uint8_t *data, size_t len, int fin);
   /* Acknowledged send data was released (rpci_stream_unacked shrank). */
   void (*stream_acked)(rpci_stream *s);
-  /* The peer reset its sending side or asked us to stop sending. */
+  /* The peer reset its sending side (RESET_STREAM). A peer's STOP_SENDING
+   * is not reported by ngtcp2 0.12: it resets our side itself, and the
+   * code arrives with stream_close. */
   void (*stream_reset)(rpci_stream *s, uint64_t app_error);
   /* The transport is done with s and will never touch it again.
    * app_error is RPCI_CONN_LOST when the connection went away. */
