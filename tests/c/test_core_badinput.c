@@ -239,7 +239,52 @@ static void test_bad_streams(void) {
   rpcnet_server_free(srv);
 }
 
+/* Garbage after a streaming call was handed to the application: the
+ * application still owns the request, sees it cancelled, and finishing it
+ * releases it (ASan's leak check proves the release). */
+static void test_bad_input_after_dispatch(void) {
+  rpcnet_server *s = tu_server_start(
+      tu_config("cert_file", "@server.pem", "key_file", "@server-key.pem", NULL), "127.0.0.1:0");
+  REQUIRE(s);
+  rpcnet_server_handle_stream(s, "chat", NULL, NULL);
+  rpci_tls_ctx *tls = NULL;
+  rpci_qconn *qc = raw_connect(s, &tls);
+  REQUIRE(qc);
+  raw_stream r;
+  memset(&r, 0, sizeof r);
+  rpci_stream_init(&r.st);
+  pthread_mutex_init(&r.mu, NULL);
+  pthread_cond_init(&r.cv, NULL);
+  rpci_buf b = RPCI_BUF_INIT;
+  rpci_frame_encode_header(&b, "chat", 5000, NULL);
+  rpci_qconn_lock(qc);
+  REQUIRE(rpci_stream_open(qc, &r.st) == 0);
+  rpci_stream_write(&r.st, b.data, b.len, 0);
+  rpci_qconn_unlock(qc);
+  rpci_buf_free(&b);
+  rpcnet_request *req = NULL;
+  CHECK_EQ_INT(rpcnet_server_next(s, 5000, &req), RPCNET_OK);
+  REQUIRE(req);
+  static const uint8_t garbage[] = {0xff, 0xff, 0xff};
+  rpci_qconn_lock(qc);
+  rpci_stream_write(&r.st, garbage, sizeof garbage, 1);
+  rpci_qconn_unlock(qc);
+  void *d = NULL;
+  size_t n = 0;
+  int rc = rpcnet_request_recv(req, 5000, &d, &n);
+  fprintf(stderr, "recv after garbage: %s\n", rpcnet_status_name(rc));
+  CHECK_EQ_INT(rc, RPCNET_CANCELLED);
+  CHECK(rpcnet_request_cancelled(req));
+  CHECK(rpcnet_request_finish(req, RPCNET_OK, NULL) != RPCNET_OK); /* released either way */
+  raw_done(qc, &r);
+  rpci_qconn_close(qc, RPCI_H_NO_ERROR, "test done");
+  rpci_qconn_unref(qc);
+  rpci_tls_ctx_unref(tls);
+  rpcnet_server_free(s);
+}
+
 int main(void) {
   RUN(test_bad_streams);
+  RUN(test_bad_input_after_dispatch);
   return TEST_END();
 }

@@ -283,8 +283,12 @@ static void make_ready(rpcnet_request *r) {
 static void reject_input(rpcnet_request *r, int werr) {
   rpci_log(RPCI_LOG_INFO, "call from %s: bad input: %s", rpci_qconn_peer_addr(r->qc),
            rpci_frame_reader_error(r->reader));
-  r->state = RQ_DEAD;
+  /* A request the application already holds stays its to finish: it sees
+   * the call cancelled. One nobody holds yet just dies. */
+  if (r->state == RQ_RECEIVING) r->state = RQ_DEAD;
+  r->cancelled = 1;
   rpci_stream_reset(&r->st, rpci_wire_err_app_code(werr));
+  rpci_event_notify(&r->ev, 1);
 }
 
 static int request_ready(const rpcnet_request *r) {
