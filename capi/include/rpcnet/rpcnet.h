@@ -331,8 +331,10 @@ RPCNET_API int rpcnet_client_call(rpcnet_client *cli, const char *method,
 
 /* ---- Call handles: streaming, metadata, cancellation (client side) ----
  * One handle serves every kind of call: unary is send + close_send + recv.
- * A handle is used by one thread at a time, except rpcnet_call_cancel
- * which any thread may call at any time. */
+ * A handle is used by one thread at a time, with two exceptions: any thread
+ * may call rpcnet_call_cancel at any time, and once the first send,
+ * close_send or recv has returned, one thread may send (send, send_timeout,
+ * close_send) while another receives (recv, status, trailer): full duplex. */
 
 typedef struct rpcnet_call rpcnet_call;
 
