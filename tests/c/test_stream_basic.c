@@ -4,8 +4,12 @@
  * fd, would-block results, client cancellation seen by the handler, and a
  * deadline that fires with nobody waiting.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -145,6 +149,45 @@ static void test_deadline_without_waiting(void) {
   rpcnet_client_close(cli);
 }
 
+/* The server goes away and something silent takes its port: calls that
+ * must reconnect still end at their deadline, not at the handshake
+ * timeout (5 s by default). */
+static void test_deadline_while_reconnecting(void) {
+  rpcnet_server *s = tu_server_start(
+      tu_config("cert_file", "@server.pem", "key_file", "@server-key.pem", NULL), "127.0.0.1:0");
+  REQUIRE(s);
+  rpcnet_server_handle_stream(s, "echo", NULL, NULL);
+  int port = rpcnet_server_port(s);
+  rpcnet_client *cli = tu_client_for(s);
+  REQUIRE(cli);
+  rpcnet_server_free(s); /* closes the connection: the client must reconnect */
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+  tu_sleep_ms(100);
+  void *resp = NULL;
+  size_t n = 0;
+  int64_t t0 = tu_now_ms();
+  int rc = rpcnet_client_call(cli, "echo", "x", 1, &resp, &n, 200);
+  int64_t took = tu_now_ms() - t0;
+  fprintf(stderr, "unary to a silent port: %s after %lld ms: %s\n", rpcnet_status_name(rc),
+          (long long)took, rpcnet_last_error());
+  CHECK_EQ_INT(rc, RPCNET_DEADLINE_EXCEEDED);
+  CHECK(took < 200 + 300);
+  rpcnet_call *call = rpcnet_client_start(cli, "echo", 200);
+  REQUIRE(call);
+  t0 = tu_now_ms();
+  rc = rpcnet_call_recv(call, -1, &resp, &n);
+  took = tu_now_ms() - t0;
+  CHECK_EQ_INT(rc, RPCNET_END_OF_STREAM);
+  CHECK_EQ_INT(rpcnet_call_status(call, NULL), RPCNET_DEADLINE_EXCEEDED);
+  CHECK(took < 200 + 300);
+  rpcnet_call_free(call);
+  rpcnet_client_close(cli);
+  close(fd);
+}
+
 int main(void) {
   srv = tu_server_start(tu_config("cert_file", "@server.pem", "key_file", "@server-key.pem", NULL),
                         "127.0.0.1:0");
@@ -155,6 +198,7 @@ int main(void) {
   RUN(test_bidi_echo_metadata_trailers);
   RUN(test_cancel_reaches_handler);
   RUN(test_deadline_without_waiting);
+  RUN(test_deadline_while_reconnecting);
   rpcnet_server_shutdown(srv, 1000);
   for (int i = 0; i < 4; i++) pthread_join(workers[i], NULL);
   rpcnet_server_free(srv);

@@ -93,6 +93,7 @@ struct rpcnet_client {
 
 static const rpci_qconn_events client_events;
 static void on_deadline_now(struct rpcnet_call *k);
+static void backoff_locked(rpcnet_client *c);
 
 /* ---- lifetimes ------------------------------------------------------------- */
 
@@ -280,6 +281,7 @@ static void on_closed(rpci_qconn *qc, void *user) {
   pthread_mutex_lock(&c->mu);
   if (c->qc == qc) {
     snprintf(c->conn_err, sizeof c->conn_err, "%s", rpci_qconn_error(qc));
+    if (!c->established) backoff_locked(c);
     c->qc = NULL;
     c->established = 0;
     rpci_qconn_unref(qc); /* the teardown holds its own reference */
@@ -299,10 +301,20 @@ static const rpci_qconn_events client_events = {
 
 /* ---- connecting ------------------------------------------------------------ */
 
-/* Returns the established connection with a reference, connecting when
- * needed (at most until deadline_ms). On failure returns NULL with
- * rpci_set_error and *status set. */
+/* A connection attempt failed: back off before the next. cli->mu held. */
+static void backoff_locked(rpcnet_client *c) {
+  c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
+  if (c->backoff_ms > BACKOFF_MAX_MS) c->backoff_ms = BACKOFF_MAX_MS;
+  c->next_attempt_ms = rpci_mono_ms() + c->backoff_ms;
+}
+
+/* Returns the established connection with a reference, starting a
+ * handshake when there is none and waiting for one under way, never past
+ * deadline_ms. On failure returns NULL with rpci_set_error and *status:
+ * DEADLINE_EXCEEDED, UNAVAILABLE (failed, or backing off) or CANCELLED. */
 static rpci_qconn *get_conn(rpcnet_client *c, int64_t deadline_ms, int *status) {
+  struct timespec dl;
+  rpci_ms_to_timespec(&dl, deadline_ms);
   pthread_mutex_lock(&c->mu);
   for (;;) {
     if (c->closing) {
@@ -317,89 +329,64 @@ static rpci_qconn *get_conn(rpcnet_client *c, int64_t deadline_ms, int *status) 
       pthread_mutex_unlock(&c->mu);
       return qc;
     }
-    if (!c->connecting) break;
-    struct timespec ts;
-    rpci_ms_to_timespec(&ts, deadline_ms);
-    if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) {
+    if (c->qc || c->connecting) { /* a handshake is under way: wait for it */
+      if (pthread_cond_timedwait(&c->cv, &c->mu, &dl) == ETIMEDOUT) {
+        pthread_mutex_unlock(&c->mu);
+        rpci_set_error("deadline exceeded while connecting to %s", c->addr_str);
+        *status = RPCNET_DEADLINE_EXCEEDED;
+        return NULL;
+      }
+      continue;
+    }
+    int64_t now = rpci_mono_ms();
+    if (now < c->next_attempt_ms) {
+      rpci_set_error("cannot connect to %s: %s (next attempt in %lld ms)", c->addr_str,
+                     c->conn_err, (long long)(c->next_attempt_ms - now));
       pthread_mutex_unlock(&c->mu);
-      rpci_set_error("deadline exceeded while connecting to %s", c->addr_str);
-      *status = RPCNET_DEADLINE_EXCEEDED;
+      *status = RPCNET_UNAVAILABLE;
       return NULL;
     }
-  }
-  int64_t now = rpci_mono_ms();
-  if (now < c->next_attempt_ms) {
-    rpci_set_error("not connected to %s (retrying in %lld ms): %s", c->addr_str,
-                   (long long)(c->next_attempt_ms - now), c->conn_err);
+    /* Start a handshake; events (on_established, on_closed) finish it,
+     * and this loop waits for them like any other caller. */
+    c->connecting = 1;
     pthread_mutex_unlock(&c->mu);
-    *status = RPCNET_UNAVAILABLE;
-    return NULL;
-  }
-  c->connecting = 1;
-  pthread_mutex_unlock(&c->mu);
-
-  rpci_qconn_params p = {
-      .max_concurrent_streams = c->opts.max_concurrent_streams,
-      .idle_timeout_ms = c->opts.idle_timeout_ms,
-      .keep_alive_ms = c->opts.keep_alive_ms < 0 ? 10000 : c->opts.keep_alive_ms,
-      .handshake_timeout_ms = c->opts.handshake_timeout_ms,
-  };
-  pthread_mutex_lock(&c->mu);
-  c->established = 0;
-  pthread_mutex_unlock(&c->mu);
-  rpci_qconn *qc = rpci_qconn_connect(c->loop, (struct sockaddr *)&c->addr, c->addrlen, c->tls,
-                                      c->server_name, &p, &client_events, c);
-  if (qc) {
-    /* Events only count once c->qc names qc; the state read after that
-     * covers any that fired before. */
+    rpci_qconn_params p = {
+        .max_concurrent_streams = c->opts.max_concurrent_streams,
+        .idle_timeout_ms = c->opts.idle_timeout_ms,
+        .keep_alive_ms = c->opts.keep_alive_ms < 0 ? 10000 : c->opts.keep_alive_ms,
+        .handshake_timeout_ms = c->opts.handshake_timeout_ms,
+    };
+    rpci_qconn *qc = rpci_qconn_connect(c->loop, (struct sockaddr *)&c->addr, c->addrlen, c->tls,
+                                        c->server_name, &p, &client_events, c);
     pthread_mutex_lock(&c->mu);
+    c->connecting = 0;
+    if (!qc) {
+      snprintf(c->conn_err, sizeof c->conn_err, "%s", rpci_get_error());
+      backoff_locked(c);
+      pthread_cond_broadcast(&c->cv);
+      continue;
+    }
     c->qc = qc; /* the client's reference */
+    c->established = 0;
     c->conn_err[0] = 0;
     pthread_mutex_unlock(&c->mu);
+    /* Events only count once c->qc names qc; the state read after that
+     * covers any that fired before. */
     rpci_qconn_lock(qc);
     rpci_qconn_state st = rpci_qconn_state_get(qc);
     rpci_qconn_unlock(qc);
     pthread_mutex_lock(&c->mu);
-    if (st == RPCI_QC_ESTABLISHED && c->qc == qc) c->established = 1;
-    if (st == RPCI_QC_CLOSED && c->qc == qc) { /* failed before we looked */
+    if (c->qc == qc && st == RPCI_QC_ESTABLISHED) {
+      c->established = 1;
+      c->backoff_ms = 0;
+    } else if (c->qc == qc && st == RPCI_QC_CLOSED) { /* failed before we looked */
       snprintf(c->conn_err, sizeof c->conn_err, "%s", rpci_qconn_error(qc));
       c->qc = NULL;
       rpci_qconn_unref(qc);
-      qc = NULL;
+      backoff_locked(c);
     }
-    /* ngtcp2 enforces the handshake timeout; this wait only needs a bound. */
-    int64_t limit = rpci_mono_ms() + c->opts.handshake_timeout_ms + 1000;
-    struct timespec ts;
-    rpci_ms_to_timespec(&ts, limit);
-    while (qc && c->qc == qc && !c->established && !c->closing)
-      if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT) break;
-  } else {
-    pthread_mutex_lock(&c->mu);
-    snprintf(c->conn_err, sizeof c->conn_err, "%s", rpci_get_error());
+    pthread_cond_broadcast(&c->cv);
   }
-  int ok = qc && c->qc == qc && c->established;
-  if (!qc && !c->conn_err[0]) snprintf(c->conn_err, sizeof c->conn_err, "connection failed");
-  rpci_qconn *stale = NULL;
-  if (!ok && qc && c->qc == qc) { /* timed out without ngtcp2 noticing */
-    stale = qc;
-    snprintf(c->conn_err, sizeof c->conn_err, "QUIC handshake timed out");
-  }
-  if (ok) {
-    rpci_qconn_ref(qc);
-    c->backoff_ms = 0;
-    c->next_attempt_ms = 0;
-  } else {
-    c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (c->backoff_ms > BACKOFF_MAX_MS) c->backoff_ms = BACKOFF_MAX_MS;
-    c->next_attempt_ms = rpci_mono_ms() + c->backoff_ms;
-    rpci_set_error("cannot connect to %s: %s", c->addr_str, c->conn_err);
-  }
-  c->connecting = 0;
-  pthread_cond_broadcast(&c->cv);
-  pthread_mutex_unlock(&c->mu);
-  if (stale) rpci_qconn_close(stale, RPCI_H_NO_ERROR, "handshake timed out");
-  if (!ok) *status = RPCNET_UNAVAILABLE;
-  return ok ? qc : NULL;
 }
 
 /* ---- public API -------------------------------------------------------------- */
@@ -441,7 +428,7 @@ rpcnet_client *rpcnet_client_connect(const rpcnet_config *cfg, const char *addr)
 fail:;
   char why[RPCI_ERRMSG_MAX];
   snprintf(why, sizeof why, "%s", rpci_get_error());
-  cli_unref(c);
+  rpcnet_client_close(c); /* also ends a handshake still under way */
   rpci_set_error("%s", why);
   return NULL;
 }
