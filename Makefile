@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan demo test test-c test-asan fuzz fuzz-smoke bench install format clean
+.PHONY: all deps build build-asan demo test test-c test-asan test-python fuzz fuzz-smoke bench install format clean
 
 all: build
 
@@ -31,8 +31,19 @@ test-c: build
 test-asan: build-asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j$(JOBS)
 
+# Python binding: a venv in $(BUILD)/pyenv, the package built (SWIG included)
+# against the in-tree library, then pytest (exit 5, no tests, fails too).
+PYENV = $(BUILD)/pyenv
+test-python: build
+	python3 -m venv --system-site-packages $(PYENV)
+	@$(PYENV)/bin/python -c "import pytest" 2>/dev/null || $(PYENV)/bin/pip install -q pytest
+	@if $(PYENV)/bin/python -c "import setuptools, wheel" 2>/dev/null; then nbi=--no-build-isolation; fi; \
+	  echo "pip install ./bindings/python $$nbi"; \
+	  RPCNET_BUILD_DIR=$(abspath $(BUILD)) $(PYENV)/bin/pip install -q --force-reinstall --no-deps $$nbi ./bindings/python
+	$(PYENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests
+
 # Every suite. Each step fails the target on its own failure.
-test: test-c test-asan fuzz-smoke
+test: test-c test-asan test-python fuzz-smoke
 	@echo "make test: all suites passed"
 
 fuzz-smoke: deps

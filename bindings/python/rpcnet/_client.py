@@ -1,0 +1,555 @@
+"""Client side: connect, unary calls, the three kinds of streams, asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import weakref
+from typing import Any, AsyncIterator, Iterable, Iterator, Mapping, Optional, Tuple, Union
+
+from . import _rpcnet_c as _c
+from . import cbor
+from ._errors import (
+    END_OF_STREAM,
+    OK,
+    WOULD_BLOCK,
+    ClosedError,
+    RpcError,
+    status_name,
+)
+
+Buffer = Union[bytes, bytearray, memoryview]
+Metadata = Mapping[str, Union[str, bytes]]
+
+
+def _raise(status: int, message: Optional[str] = None) -> None:
+    if message is None:
+        message = _c.rpcnet_last_error()
+    raise RpcError(status, message)
+
+
+def _timeout_ms(timeout: Optional[float]) -> int:
+    """Seconds (float) to the C API's milliseconds; None/<=0: the default."""
+    if timeout is None:
+        return 0
+    if timeout <= 0:
+        return 1  # already expired: the shortest deadline
+    return max(1, int(math.ceil(timeout * 1000.0)))
+
+
+def _config_value(v: Any) -> str:
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _make_config(options: Mapping[str, Any]) -> Any:
+    cfg = _c.rpcnet_config_new()
+    if cfg is None:
+        raise MemoryError("rpcnet_config_new")
+    try:
+        for k, v in options.items():
+            if v is None:
+                continue
+            st = _c.rpcnet_config_set(cfg, str(k), _config_value(v))
+            if st != OK:
+                _raise(st)
+    except BaseException:
+        _c.rpcnet_config_free(cfg)
+        raise
+    return cfg
+
+
+def _md_bytes(key: str, value: Union[str, bytes, bytearray, memoryview]) -> Buffer:
+    if key.endswith("-bin"):
+        if isinstance(value, str):
+            raise TypeError("metadata key %r ends in -bin: its value must be bytes" % key)
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return value  # text given as UTF-8 bytes
+    raise TypeError("metadata values are str (or bytes for -bin keys), not %s"
+                    % type(value).__name__)
+
+
+def _md_value(key: str, raw: Optional[bytes]) -> Union[str, bytes, None]:
+    if raw is None:
+        return None
+    if key.endswith("-bin"):
+        return raw
+    return raw.decode("utf-8", "replace")
+
+
+class Trailers:
+    """Trailing metadata of an ended call, looked up by key (the C API gives
+    the first value per key). Text keys give str, "-bin" keys bytes."""
+
+    def __init__(self, call: "Call") -> None:
+        self._call = call
+
+    def get(self, key: str, default: Any = None) -> Any:
+        v = self._call._trailer(key)
+        return default if v is None else v
+
+    def __getitem__(self, key: str) -> Any:
+        v = self._call._trailer(key)
+        if v is None:
+            raise KeyError(key)
+        return v
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._call._trailer(key) is not None
+
+
+class Call:
+    """One call handle: every kind of stream. Iterate (``for`` or ``async
+    for``) to receive; ``send``/``close_send`` to send; ``status``,
+    ``message``, ``trailers`` once it ended; ``cancel()`` from any thread;
+    ``close()`` (or ``with``) frees it.
+
+    ``raw=True`` sends and yields bytes; otherwise values go through
+    rpcnet.cbor."""
+
+    def __init__(self, client: "Client", method: str, timeout: Optional[float],
+                 metadata: Optional[Metadata], raw: bool) -> None:
+        self._client = client
+        self._raw = raw
+        self._busy = threading.Lock()   # held around every C call but cancel
+        self._state = threading.Lock()
+        self._closing = False
+        self._ended = False
+        self._status: Optional[int] = None
+        self._message = ""
+        ptr = client._start(method, _timeout_ms(timeout))
+        self._ptr: Any = ptr
+        client._track(self)
+        try:
+            for k, v in (metadata or {}).items():
+                st = _c.rpcnet_call_set_metadata(ptr, k, _md_bytes(k, v))
+                if st != OK:
+                    _raise(st)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- plumbing ---------------------------------------------------------
+    def _p(self) -> Any:
+        if self._ptr is None:
+            raise ClosedError("call is closed")
+        return self._ptr
+
+    def _enc(self, v: Any) -> Buffer:
+        if self._raw:
+            if not isinstance(v, (bytes, bytearray, memoryview)):
+                raise TypeError("raw calls send bytes, bytearray or memoryview")
+            return v
+        return cbor.dumps(v)
+
+    def _dec(self, data: bytes) -> Any:
+        return data if self._raw else cbor.loads(data)
+
+    def _finish(self) -> None:
+        st, msg = _c.rpcnet_call_status(self._ptr)
+        self._ended = True
+        self._status = st
+        self._message = msg
+
+    def _recv_once(self, timeout_ms: int) -> Tuple[int, Optional[bytes]]:
+        with self._busy:
+            p = self._p()
+            st, data = _c.rpcnet_call_recv(p, timeout_ms)
+            if st == END_OF_STREAM:
+                self._finish()
+            return st, data
+
+    def _trailer(self, key: str) -> Union[str, bytes, None]:
+        with self._busy:
+            return _md_value(key, _c.rpcnet_swig_call_trailer(self._p(), key))
+
+    def _check_end(self) -> None:
+        if self._status is not None and self._status != OK:
+            raise RpcError(self._status, self._message)
+
+    # -- sending ----------------------------------------------------------
+    def send(self, value: Any) -> None:
+        """Sends one message (waits while the peer is slow). Raises the
+        call's error when it has already ended."""
+        data = self._enc(value)
+        with self._busy:
+            st = _c.rpcnet_call_send(self._p(), data)
+            if st != OK:
+                _raise(st)
+
+    def close_send(self) -> None:
+        """Finishes the client's side of the stream (harmless twice). When
+        the call already ended this does nothing: its status (and the
+        messages before it) come from the iteration."""
+        with self._busy:
+            _c.rpcnet_call_close_send(self._p())
+
+    # -- receiving --------------------------------------------------------
+    def recv(self, timeout: Optional[float] = None) -> Any:
+        """The next message; raises StopIteration-free ``EOFError`` at the
+        end of a successful stream, RpcError for a failed one, TimeoutError
+        when ``timeout`` passed without a message."""
+        ms = -1 if timeout is None else max(0, int(math.ceil(timeout * 1000)))
+        st, data = self._recv_once(ms)
+        if st == OK:
+            return self._dec(data)  # type: ignore[arg-type]
+        if st == WOULD_BLOCK:
+            raise TimeoutError("no message within %s s" % timeout)
+        self._check_end()
+        raise EOFError("end of stream")
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        if self._ended:
+            self._check_end()
+            raise StopIteration
+        st, data = self._recv_once(-1)
+        if st == OK:
+            return self._dec(data)  # type: ignore[arg-type]
+        self._check_end()
+        raise StopIteration
+
+    def result(self) -> Any:
+        """For unary and client-streaming calls: close_send if needed, then
+        the one response (raises the call's error)."""
+        if not self._ended:
+            self.close_send()
+        out = None
+        got = False
+        for v in self:
+            if not got:
+                out, got = v, True
+        if not got:
+            raise RpcError(13, "the server sent no response message")
+        return out
+
+    # -- asyncio ----------------------------------------------------------
+    async def _await_readable(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._busy:
+            fd = _c.rpcnet_call_fd(self._p())
+        if fd < 0:
+            await asyncio.sleep(0.001)
+            return
+        fut = loop.create_future()
+
+        def ready() -> None:
+            if not fut.done():
+                fut.set_result(None)
+
+        loop.add_reader(fd, ready)
+        try:
+            await fut
+        finally:
+            loop.remove_reader(fd)
+
+    async def arecv(self) -> Tuple[int, Optional[bytes]]:
+        while True:
+            st, data = self._recv_once(0)
+            if st != WOULD_BLOCK:
+                return st, data
+            try:
+                await self._await_readable()
+            except asyncio.CancelledError:
+                self.cancel()
+                raise
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._ended:
+            self._check_end()
+            raise StopAsyncIteration
+        st, data = await self.arecv()
+        if st == OK:
+            return self._dec(data)  # type: ignore[arg-type]
+        self._check_end()
+        raise StopAsyncIteration
+
+    async def asend(self, value: Any) -> None:
+        """send() that waits for room without blocking the event loop."""
+        data = self._enc(value)
+        delay = 0.0005
+        while True:
+            with self._busy:
+                st = _c.rpcnet_call_send_timeout(self._p(), data, 0)
+            if st == OK:
+                return
+            if st != WOULD_BLOCK:
+                _raise(st)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.02)
+
+    async def aresult(self) -> Any:
+        if not self._ended:
+            self.close_send()
+        out, got = None, False
+        async for v in self:
+            if not got:
+                out, got = v, True
+        if not got:
+            raise RpcError(13, "the server sent no response message")
+        return out
+
+    # -- state ------------------------------------------------------------
+    @property
+    def status(self) -> Optional[int]:
+        """The final status code once the call ended, else None."""
+        return self._status
+
+    @property
+    def status_name(self) -> Optional[str]:
+        return None if self._status is None else status_name(self._status)
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @property
+    def trailers(self) -> Trailers:
+        return Trailers(self)
+
+    def cancel(self) -> None:
+        """Cancels the call (any thread, any time)."""
+        with self._state:
+            if self._ptr is not None and not self._closing:
+                _c.rpcnet_call_cancel(self._ptr)
+
+    def close(self) -> None:
+        """Cancels the call if it still runs and frees it. Idempotent."""
+        with self._state:
+            if self._closing:
+                return
+            self._closing = True
+            ptr = self._ptr
+            if ptr is not None:
+                _c.rpcnet_call_cancel(ptr)  # wakes a recv/send in another thread
+        with self._busy:
+            freed = self._ptr is not None
+            if freed:
+                _c.rpcnet_call_free(self._ptr)
+                self._ptr = None
+        if freed:
+            self._client._untrack(self)
+
+    def __enter__(self) -> "Call":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_ptr", None) is not None:
+                self.close()
+        except Exception:
+            pass
+
+
+class Client:
+    """A connection to one server. Thread-safe: any number of threads may
+    call at once (concurrent streams of one QUIC connection). Close with
+    ``close()`` or ``with``."""
+
+    def __init__(self, address: str, **options: Any) -> None:
+        cfg = _make_config(options)
+        try:
+            ptr = _c.rpcnet_client_connect(cfg, address)
+            err = _c.rpcnet_last_error() if ptr is None else ""
+        finally:
+            _c.rpcnet_config_free(cfg)
+        if ptr is None:
+            raise RpcError(14, err or "connect to %s failed" % address)
+        self._ptr: Any = ptr
+        self.address = address
+        self._cv = threading.Condition()
+        self._inflight = 0
+        self._closed = False
+        self._calls: "weakref.WeakSet[Call]" = weakref.WeakSet()
+
+    # -- bookkeeping so close() never frees under a running call ----------
+    def _enter(self) -> Any:
+        with self._cv:
+            if self._closed:
+                raise ClosedError("client is closed")
+            self._inflight += 1
+            return self._ptr
+
+    def _leave(self) -> None:
+        with self._cv:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._cv.notify_all()
+
+    def _start(self, method: str, timeout_ms: int) -> Any:
+        p = self._enter()
+        try:
+            call = _c.rpcnet_client_start(p, method, timeout_ms)
+            if call is None:
+                _raise(14)
+        except BaseException:
+            self._leave()
+            raise
+        return call
+
+    def _track(self, call: Call) -> None:
+        with self._cv:
+            self._calls.add(call)
+
+    def _untrack(self, call: Call) -> None:
+        # Called exactly once per started call (from Call.close).
+        with self._cv:
+            self._calls.discard(call)
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._cv.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- unary ------------------------------------------------------------
+    def call_raw(self, method: str, data: Buffer = b"", *, timeout: Optional[float] = None,
+                 metadata: Optional[Metadata] = None) -> bytes:
+        """A unary call with bytes in and out (binary safe)."""
+        if metadata:
+            with Call(self, method, timeout, metadata, True) as c:
+                c.send(data)
+                return c.result()  # type: ignore[no-any-return]
+        p = self._enter()
+        try:
+            st, resp = _c.rpcnet_client_call(p, method, data, _timeout_ms(timeout))
+            if st != OK:
+                _raise(st)
+            return resp  # type: ignore[no-any-return]
+        finally:
+            self._leave()
+
+    def call(self, method: str, request: Any = None, *, timeout: Optional[float] = None,
+             metadata: Optional[Metadata] = None) -> Any:
+        """A unary call with values through rpcnet.cbor."""
+        return cbor.loads(self.call_raw(method, cbor.dumps(request), timeout=timeout,
+                                        metadata=metadata))
+
+    # -- streams ----------------------------------------------------------
+    def stream(self, method: str, *, timeout: Optional[float] = None,
+               metadata: Optional[Metadata] = None, raw: bool = False) -> Call:
+        """A bare call handle (any kind of call)."""
+        return Call(self, method, timeout, metadata, raw)
+
+    def server_stream(self, method: str, request: Any = None, *, timeout: Optional[float] = None,
+                      metadata: Optional[Metadata] = None, raw: bool = False) -> Call:
+        """Sends one request; iterate the result for the responses."""
+        c = Call(self, method, timeout, metadata, raw)
+        try:
+            c.send(request)
+        except RpcError:
+            pass  # the call already ended: iterating gives its messages and status
+        except BaseException:
+            c.close()
+            raise
+        c.close_send()
+        return c
+
+    def client_stream(self, method: str, requests: Iterable[Any], *,
+                      timeout: Optional[float] = None, metadata: Optional[Metadata] = None,
+                      raw: bool = False) -> Any:
+        """Sends every request of the iterable, returns the one response."""
+        with Call(self, method, timeout, metadata, raw) as c:
+            try:
+                for r in requests:
+                    c.send(r)
+            except RpcError as e:
+                # The call ended early: its final status is the error to report.
+                c.close_send()
+                try:
+                    for _ in c:
+                        pass
+                except RpcError:
+                    raise
+                raise e
+            return c.result()
+
+    def bidi(self, method: str, *, timeout: Optional[float] = None,
+             metadata: Optional[Metadata] = None, raw: bool = False) -> Call:
+        """A bidirectional stream: ``send``, ``close_send``, iterate."""
+        return Call(self, method, timeout, metadata, raw)
+
+    # -- asyncio ----------------------------------------------------------
+    async def acall_raw(self, method: str, data: Buffer = b"", *, timeout: Optional[float] = None,
+                        metadata: Optional[Metadata] = None) -> bytes:
+        with Call(self, method, timeout, metadata, True) as c:
+            await c.asend(data)
+            return await c.aresult()  # type: ignore[no-any-return]
+
+    async def acall(self, method: str, request: Any = None, *, timeout: Optional[float] = None,
+                    metadata: Optional[Metadata] = None) -> Any:
+        """A unary call for asyncio, driven by the call's readiness fd."""
+        with Call(self, method, timeout, metadata, False) as c:
+            await c.asend(request)
+            return await c.aresult()
+
+    async def aclient_stream(self, method: str, requests: Any, *,
+                             timeout: Optional[float] = None,
+                             metadata: Optional[Metadata] = None, raw: bool = False) -> Any:
+        """client_stream for asyncio; requests may be an iterable or async iterable."""
+        with Call(self, method, timeout, metadata, raw) as c:
+            if hasattr(requests, "__aiter__"):
+                async for r in requests:
+                    await c.asend(r)
+            else:
+                for r in requests:
+                    await c.asend(r)
+            return await c.aresult()
+
+    # -- lifetime ---------------------------------------------------------
+    def close(self) -> None:
+        """Cancels open call handles, waits for unary calls in flight, then
+        closes the connection. Idempotent; later use raises ClosedError."""
+        with self._cv:
+            if self._closed:
+                return
+            self._closed = True
+            calls = list(self._calls)
+        for c in calls:
+            c.cancel()
+        for c in calls:
+            c.close()
+        with self._cv:
+            while self._inflight > 0:
+                self._cv.wait()
+            ptr, self._ptr = self._ptr, None
+        _c.rpcnet_client_close(ptr)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_ptr", None) is not None and not self._closed:
+                self.close()
+        except Exception:
+            pass
+
+
+def connect(address: str, **options: Any) -> Client:
+    """Connects to ``host:port``. Keyword arguments are config keys of
+    rpcnet_config_set (ca_file=..., server_name=..., verify_peer=False, ...);
+    values are converted to strings, bools to "true"/"false"."""
+    return Client(address, **options)
+
