@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan demo test test-c test-asan test-python fuzz fuzz-smoke bench install format clean
+.PHONY: all deps build build-asan demo test test-c test-asan test-python test-go fuzz fuzz-smoke bench install format clean
 
 all: build
 
@@ -43,8 +43,19 @@ test-python: build
 	$(PYENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests
 
 # Every suite. Each step fails the target on its own failure.
-test: test-c test-asan test-python fuzz-smoke
+test: test-c test-asan test-python fuzz-smoke test-go
 	@echo "make test: all suites passed"
+
+# Go binding: in-tree pkg-config file, then vet, tests, race tests, examples.
+GO_PC_DIR = $(abspath $(BUILD))/go-pkgconfig
+test-go: build
+	@mkdir -p $(GO_PC_DIR)
+	@printf 'Name: rpcnet\nDescription: rpcnet (build tree)\nVersion: 0.1.0\nCflags: -I%s\nLibs: -L%s -lrpcnet -Wl,-rpath,%s\n' \
+	  "$(CURDIR)/capi/include" "$(abspath $(BUILD))/capi" "$(abspath $(BUILD))/capi" > $(GO_PC_DIR)/rpcnet.pc
+	cd bindings/go && export PKG_CONFIG_PATH=$(GO_PC_DIR) GOFLAGS=-mod=mod && go vet ./... && \
+	  go test -count=1 -v ./... > $(abspath $(BUILD))/go-test.log 2>&1; rc=$$?; tail -3 $(abspath $(BUILD))/go-test.log; \
+	  [ $$rc -eq 0 ] && grep -q '^--- PASS' $(abspath $(BUILD))/go-test.log && go test -race -count=1 ./...
+	cd examples/go && PKG_CONFIG_PATH=$(GO_PC_DIR) GOFLAGS=-mod=mod go vet ./...
 
 fuzz-smoke: deps
 	@bash scripts/fuzz.sh $(FUZZ_BUILD) 10

@@ -1,0 +1,3 @@
+module github.com/rpcnet/rpcnet/bindings/go
+
+go 1.22
