@@ -188,6 +188,48 @@ static void test_deadline_while_reconnecting(void) {
   close(fd);
 }
 
+/* Unary through call handles from many threads at once: every call must
+ * deliver its one message before END_OF_STREAM (a race once let the final
+ * status overtake the last message). */
+static void *handle_worker(void *arg) {
+  rpcnet_client *cli = arg;
+  long bad = 0;
+  for (int i = 0; i < 50; i++) {
+    rpcnet_call *call = rpcnet_client_start(cli, "echo", 10000);
+    if (!call) return (void *)1;
+    char msg[32];
+    int n = snprintf(msg, sizeof msg, "call %d", i);
+    int got = 0;
+    void *d;
+    size_t len;
+    if (rpcnet_call_send(call, msg, (size_t)n) == RPCNET_OK && rpcnet_call_close_send(call) == 0) {
+      while (rpcnet_call_recv(call, -1, &d, &len) == RPCNET_OK) {
+        got += len == (size_t)n && !memcmp(d, msg, len);
+        rpcnet_free(d);
+      }
+    }
+    bad += got != 1 || rpcnet_call_status(call, NULL) != RPCNET_OK;
+    rpcnet_call_free(call);
+  }
+  return (void *)bad;
+}
+
+static void test_handle_unary_many_threads(void) {
+  rpcnet_client *cli = tu_client_for(srv);
+  REQUIRE(cli);
+  pthread_t th[32];
+  long bad = 0;
+  for (int i = 0; i < 32; i++) pthread_create(&th[i], NULL, handle_worker, cli);
+  for (int i = 0; i < 32; i++) {
+    void *r;
+    pthread_join(th[i], &r);
+    bad += (long)r;
+  }
+  fprintf(stderr, "calls without their message or not OK: %ld of 1600\n", bad);
+  CHECK_EQ_INT(bad, 0);
+  rpcnet_client_close(cli);
+}
+
 int main(void) {
   srv = tu_server_start(tu_config("cert_file", "@server.pem", "key_file", "@server-key.pem", NULL),
                         "127.0.0.1:0");
@@ -199,6 +241,7 @@ int main(void) {
   RUN(test_cancel_reaches_handler);
   RUN(test_deadline_without_waiting);
   RUN(test_deadline_while_reconnecting);
+  RUN(test_handle_unary_many_threads);
   rpcnet_server_shutdown(srv, 1000);
   for (int i = 0; i < 4; i++) pthread_join(workers[i], NULL);
   rpcnet_server_free(srv);

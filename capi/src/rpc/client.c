@@ -656,11 +656,18 @@ int rpcnet_call_recv(rpcnet_call *k, int timeout_ms, void **data, size_t *len) {
   for (;;) {
     uint64_t g = rpci_event_gen(&k->ev);
     rpci_msg *m = NULL;
+    int done;
     if (k->qc) {
+      /* Pop and look at `done` in one critical section: the loop thread
+       * queues the last message and completes the call in one, so
+       * checking `done` after unlocking could skip that message. */
       rpci_qconn_lock(k->qc);
       m = rpci_msgq_pop(&k->inbox, &k->st);
+      done = k->done;
       if (m) rpci_event_notify(&k->ev, readable(k));
       rpci_qconn_unlock(k->qc);
+    } else {
+      done = is_done(k, NULL);
     }
     if (m) {
       *data = m->data ? m->data : malloc(1);
@@ -672,8 +679,7 @@ int rpcnet_call_recv(rpcnet_call *k, int timeout_ms, void **data, size_t *len) {
       }
       return RPCNET_OK;
     }
-    int st;
-    if (is_done(k, &st)) return RPCNET_END_OF_STREAM;
+    if (done) return RPCNET_END_OF_STREAM;
     if (timeout_ms == 0 || rpci_event_wait(&k->ev, g, until) != 0) {
       if (rpci_mono_ms() >= k->deadline_ms) { /* do not depend on the timer's latency */
         on_deadline_now(k);
