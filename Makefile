@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan demo test test-c test-asan test-python test-go fuzz fuzz-smoke bench install format clean
+.PHONY: all deps build build-asan demo test test-c test-asan test-python test-lua test-go fuzz fuzz-smoke bench install format clean
 
 all: build
 
@@ -42,8 +42,15 @@ test-python: build
 	  RPCNET_BUILD_DIR=$(abspath $(BUILD)) $(PYENV)/bin/pip install -q --force-reinstall --no-deps $$nbi ./bindings/python
 	$(PYENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests
 
+# Lua binding: the module from $(BUILD)/bindings/lua, the Lua sources from
+# the tree, throw-away certificates in $(BUILD)/lua-certs.
+test-lua: build
+	@bash scripts/gen-certs.sh $(BUILD)/lua-certs
+	LUA_PATH='$(CURDIR)/bindings/lua/?.lua;;' LUA_CPATH='$(abspath $(BUILD))/bindings/lua/?.so;;' \
+	  RPCNET_CERTS=$(abspath $(BUILD))/lua-certs lua5.4 bindings/lua/tests/run.lua
+
 # Every suite. Each step fails the target on its own failure.
-test: test-c test-asan test-python fuzz-smoke test-go
+test: test-c test-asan test-python test-lua fuzz-smoke test-go
 	@echo "make test: all suites passed"
 
 # Go binding: in-tree pkg-config file, then vet, tests, race tests, examples.

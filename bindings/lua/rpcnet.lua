@@ -1,0 +1,641 @@
+-- rpcnet: Lua 5.4 binding of the rpcnet C library (RPC over QUIC, CBOR).
+--
+-- The C API is wrapped by SWIG (swig/rpcnet.i + swig/lua.i) as the module
+-- _rpcnet_c; this file is the idiomatic layer: error values, handles with
+-- close/__gc/__close, the value mapping (rpcnet/cbor.lua), streaming
+-- iterators, and a single-threaded server loop running handlers as
+-- coroutines. No library thread ever calls into Lua: every method is
+-- registered pulled (fn == NULL) and taken with rpcnet_server_next.
+local C = require("_rpcnet_c")
+local cbor = require("rpcnet.cbor")
+
+local M = {}
+M._VERSION = C.rpcnet_version()
+M.version = M._VERSION
+
+---------------------------------------------------------------------------
+-- Status codes and errors
+---------------------------------------------------------------------------
+local OK = C.RPCNET_OK
+local END_OF_STREAM = C.RPCNET_END_OF_STREAM
+local WOULD_BLOCK = C.RPCNET_WOULD_BLOCK
+
+M.status = {}
+for code = 0, 16 do M.status[C.rpcnet_status_name(code)] = code end
+
+local Error = {__name = "rpcnet.Error"}
+Error.__index = Error
+Error.__tostring = function(e)
+  local s = "rpcnet error " .. e.name .. " (" .. tostring(e.code) .. ")"
+  if e.kind then s = s .. " [" .. e.kind .. "]" end
+  if e.message and e.message ~= "" then s = s .. ": " .. e.message end
+  return s
+end
+M.Error = Error
+
+local function code_of(code)
+  if type(code) == "string" then
+    local c = M.status[code:upper()]
+    if not c then error("rpcnet.error: unknown status name " .. code, 3) end
+    return c
+  end
+  return math.tointeger(code) or C.RPCNET_UNKNOWN
+end
+
+-- rpcnet.error(code or name, message): an error value; raise it with
+-- error(). A handler raising it answers the call with that status.
+function M.error(code, message)
+  code = code_of(code)
+  return setmetatable({code = code, name = C.rpcnet_status_name(code), message = message or ""}, Error)
+end
+function M.is_error(v) return getmetatable(v) == Error end
+
+local function raise(code, message, kind)
+  local e = M.error(code, message)
+  e.kind = kind
+  error(e, 0)
+end
+-- The last failure of an rpcnet call on this thread.
+local function raise_last(code, what)
+  local msg = C.rpcnet_last_error()
+  if what and msg == "" then msg = what end
+  raise(code, msg)
+end
+local function closed(what) raise(C.RPCNET_FAILED_PRECONDITION, what .. " is closed") end
+
+-- Value errors: INVALID_ARGUMENT with kind = the spec's error name
+-- (malformed, truncated, trailing, depth, utf8, duplicate_key, unsupported,
+-- invalid_tag).
+cbor.init(function(kind, msg) raise(C.RPCNET_INVALID_ARGUMENT, kind .. ": " .. msg, kind) end)
+
+---------------------------------------------------------------------------
+-- Values
+---------------------------------------------------------------------------
+M.null = cbor.null
+M.bytes, M.is_bytes = cbor.bytes, cbor.is_bytes
+M.int, M.is_int = cbor.int, cbor.is_int
+M.tag, M.is_tag = cbor.tag, cbor.is_tag
+M.array, M.is_array = cbor.array, cbor.is_array
+M.map, M.is_map = cbor.map, cbor.is_map
+M.encode, M.decode = cbor.encode, cbor.decode
+M.max_depth = cbor.max_depth
+M.monotonic = C.monotonic
+local encode, decode = cbor.encode, cbor.decode
+
+local function as_raw(s, what)
+  if cbor.is_bytes(s) then return s:value() end
+  if type(s) ~= "string" then error(what .. ": string expected, got " .. type(s), 3) end
+  return s
+end
+
+local function timeout_ms(t)
+  if t == nil then return 0 end
+  if type(t) ~= "number" or t ~= t then error("timeout must be a number of seconds", 3) end
+  if t <= 0 then return 1 end -- already expired: a 1 ms deadline, not the default
+  local ms = math.ceil(t * 1000)
+  if ms > 0x7fffffff then ms = 0x7fffffff end
+  return math.tointeger(ms)
+end
+
+local function make_config(opts, what)
+  local cfg = C.rpcnet_config_new()
+  if not cfg then raise(C.RPCNET_RESOURCE_EXHAUSTED, "out of memory") end
+  for k, v in pairs(opts or {}) do
+    if type(k) == "string" then
+      local sv
+      if type(v) == "boolean" then sv = v and "true" or "false"
+      elseif math.type(v) == "integer" or type(v) == "string" then sv = tostring(v)
+      elseif type(v) == "number" then sv = tostring(math.tointeger(v) or v)
+      else
+        C.rpcnet_config_free(cfg)
+        error(what .. ": option " .. k .. " must be a string, number or boolean", 3)
+      end
+      local st = C.rpcnet_config_set(cfg, k, sv)
+      if st ~= OK then
+        local msg = C.rpcnet_last_error()
+        C.rpcnet_config_free(cfg)
+        raise(st, msg)
+      end
+    end
+  end
+  return cfg
+end
+
+---------------------------------------------------------------------------
+-- Client
+---------------------------------------------------------------------------
+local Client = {__name = "rpcnet.Client"}
+Client.__index = Client
+local Call = {__name = "rpcnet.Call"}
+Call.__index = Call
+
+-- rpcnet.connect(addr, opts): opts are config keys (ca_file, server_name,
+-- verify_peer, handshake_timeout_ms, ...; see rpcnet.h).
+function M.connect(addr, opts)
+  if type(addr) ~= "string" then error("rpcnet.connect: address string expected", 2) end
+  local cfg = make_config(opts, "rpcnet.connect")
+  local h = C.rpcnet_client_connect(cfg, addr)
+  local msg = C.rpcnet_last_error()
+  C.rpcnet_config_free(cfg)
+  if not h then raise(C.RPCNET_UNAVAILABLE, msg) end
+  return setmetatable({_h = h, _calls = setmetatable({}, {__mode = "k"}), addr = addr}, Client)
+end
+
+function Client:close()
+  local h = self._h
+  if not h then return end
+  self._h = nil
+  for call in pairs(self._calls) do call:close() end
+  C.rpcnet_client_close(h)
+end
+Client.__gc = Client.close
+Client.__close = Client.close
+function Client:closed() return self._h == nil end
+function Client:__tostring() return "rpcnet.Client(" .. self.addr .. (self._h and ")" or ", closed)") end
+
+local function check_client(self)
+  if getmetatable(self) ~= Client then error("rpcnet: client method called without a client (use c:method)", 3) end
+  if not self._h then closed("client") end
+  return self._h
+end
+
+local function new_call(client, method, opts)
+  local h = check_client(client)
+  if type(method) ~= "string" then error("rpcnet: method name string expected", 3) end
+  opts = opts or {}
+  local ch = C.rpcnet_client_start(h, method, timeout_ms(opts.timeout))
+  if not ch then raise_last(C.RPCNET_UNAVAILABLE, "cannot start call") end
+  local call = setmetatable({_h = ch, _client = client, method = method}, Call)
+  client._calls[call] = true
+  if opts.metadata then
+    for k, v in pairs(opts.metadata) do
+      local st = C.rpcnet_call_set_metadata(ch, tostring(k), as_raw(v, "metadata value"))
+      if st ~= OK then
+        local msg = C.rpcnet_last_error()
+        call:close()
+        raise(st, msg)
+      end
+    end
+  end
+  return call
+end
+
+function Call:close()
+  local h = self._h
+  if not h then return end
+  self._h = nil
+  if self._client then self._client._calls[self] = nil end
+  C.rpcnet_call_free(h)
+end
+Call.__gc = Call.close
+Call.__close = Call.close
+function Call:__tostring() return "rpcnet.Call(" .. self.method .. ")" end
+local function call_h(self)
+  if getmetatable(self) ~= Call then error("rpcnet: call method called without a call (use s:method)", 3) end
+  if not self._h then closed("call") end
+  return self._h
+end
+
+function Call:send_raw(data)
+  local h = call_h(self)
+  local st = C.rpcnet_call_send(h, as_raw(data, "send_raw"))
+  if st ~= OK then raise_last(st) end
+end
+function Call:send(v) return self:send_raw(encode(v)) end
+-- Never raises for the call's own end: when the call already ended,
+-- rpcnet_call_close_send returns its final status, which recv reports.
+function Call:close_send()
+  C.rpcnet_call_close_send(call_h(self))
+end
+function Call:cancel()
+  if self._h then C.rpcnet_call_cancel(self._h) end
+end
+
+-- The next message as a string, or nil when the call ended OK (raises the
+-- error value when it ended with another status). timeout (seconds)
+-- optional: nil and "WOULD_BLOCK" when nothing came in time.
+function Call:recv_raw(timeout)
+  local h = call_h(self)
+  if self.status then
+    if self.status ~= OK then raise(self.status, self.message) end
+    return nil
+  end
+  local tms = -1
+  if timeout ~= nil then tms = math.tointeger(math.max(0, math.ceil(timeout * 1000))) end
+  local st, data = C.rpcnet_call_recv(h, tms)
+  if st == OK then return data end
+  if st == WOULD_BLOCK then return nil, "WOULD_BLOCK" end
+  if st == END_OF_STREAM then
+    local code, msg = C.rpcnet_call_status(h)
+    self.status, self.message = code, msg
+    self.status_name = C.rpcnet_status_name(code)
+    if code ~= OK then raise(code, msg) end
+    return nil
+  end
+  raise_last(st)
+end
+function Call:recv(timeout)
+  local data, why = self:recv_raw(timeout)
+  if data == nil then return nil, why end
+  return decode(data)
+end
+-- Iterators over the remaining messages (values / raw strings).
+function Call:messages() return function() return self:recv() end end
+function Call:messages_raw() return function() return self:recv_raw() end end
+Call.__call = function(self) return self:recv() end
+
+-- The first value of trailing metadata key once the call ended, or nil.
+function Call:trailer(key)
+  return (C.rpcnet_swig_call_trailer(call_h(self), key))
+end
+function Call:fd() return C.rpcnet_call_fd(call_h(self)) end
+
+-- Unary: returns the decoded answer. With opts.metadata the call uses a
+-- call handle; opts.trailers (a list of keys) asks for those trailers,
+-- returned as a second value (table key -> string).
+local function unary(self, method, data, opts)
+  local h = check_client(self)
+  opts = opts or {}
+  if opts.metadata == nil and opts.trailers == nil then
+    if type(method) ~= "string" then error("rpcnet: method name string expected", 3) end
+    local st, resp = C.rpcnet_client_call(h, method, data, timeout_ms(opts.timeout))
+    if st ~= OK then raise_last(st) end
+    return resp
+  end
+  local call <close> = new_call(self, method, opts)
+  call:send_raw(data)
+  call:close_send()
+  local resp = call:recv_raw()
+  while call:recv_raw() do end -- reach the status (raises on failure)
+  local tr
+  if opts.trailers then
+    tr = {}
+    for _, k in ipairs(opts.trailers) do tr[k] = call:trailer(k) end
+  end
+  return resp, tr
+end
+function Client:call_raw(method, data, opts)
+  return unary(self, method, as_raw(data, "call_raw"), opts)
+end
+function Client:call(method, value, opts)
+  local resp, tr = unary(self, method, encode(value), opts)
+  return decode(resp), tr
+end
+
+-- Server streaming: `for msg in c:server_stream(m, req) do ... end`. The
+-- call object is also returned as the loop's closing value, so the call is
+-- freed when the loop ends; keep it (local s = c:server_stream(...)) to
+-- read s.status / s:trailer(k) after the loop, then s:close().
+function Client:server_stream(method, value, opts)
+  local call = new_call(self, method, opts)
+  call:send(value)
+  call:close_send()
+  return call, nil, nil, call
+end
+
+-- Client streaming: sends every value of a list, or every value an
+-- iterator function returns until nil; returns the decoded answer (and the
+-- trailers asked for with opts.trailers).
+function Client:client_stream(method, source, opts)
+  local call <close> = new_call(self, method, opts)
+  if type(source) == "function" then
+    for v in source do call:send(v) end
+  elseif type(source) == "table" then
+    for _, v in ipairs(source) do call:send(v) end
+  else
+    error("rpcnet: client_stream needs a list or an iterator function", 2)
+  end
+  call:close_send()
+  local resp = call:recv()
+  while call:recv_raw() do end
+  local tr
+  if opts and opts.trailers then
+    tr = {}
+    for _, k in ipairs(opts.trailers) do tr[k] = call:trailer(k) end
+  end
+  return resp, tr
+end
+
+-- Bidirectional streaming: a call object (send, close_send, recv,
+-- messages, status, trailer, cancel, close).
+function Client:bidi(method, opts) return new_call(self, method, opts) end
+Client.stream = Client.bidi
+
+---------------------------------------------------------------------------
+-- Server
+---------------------------------------------------------------------------
+local Server = {__name = "rpcnet.Server"}
+Server.__index = Server
+
+-- rpcnet.server{cert_file = ..., key_file = ..., ...config keys}
+function M.server(opts)
+  local cfg = make_config(opts, "rpcnet.server")
+  local h = C.rpcnet_server_new(cfg)
+  local msg = C.rpcnet_last_error()
+  C.rpcnet_config_free(cfg)
+  if not h then raise(C.RPCNET_INVALID_ARGUMENT, msg) end
+  return setmetatable({_h = h, _handlers = {}, _tasks = {}}, Server)
+end
+
+local function server_h(self)
+  if getmetatable(self) ~= Server then error("rpcnet: server method called without a server (use s:method)", 3) end
+  if not self._h then closed("server") end
+  return self._h
+end
+
+local function register(self, name, fn, kind)
+  local h = server_h(self)
+  if type(name) ~= "string" then error("rpcnet: method name string expected", 3) end
+  if type(fn) ~= "function" then error("rpcnet: handler function expected", 3) end
+  local st
+  if kind == "stream" then st = C.rpcnet_swig_server_pull_stream(h, name)
+  else st = C.rpcnet_swig_server_pull(h, name) end
+  if st ~= OK then raise_last(st) end
+  self._handlers[name] = {fn = fn, kind = kind}
+end
+-- fn(request_value, ctx) -> answer value
+function Server:handle(name, fn) register(self, name, fn, "unary") end
+-- fn(request_string, ctx) -> answer string
+function Server:handle_raw(name, fn) register(self, name, fn, "raw") end
+-- fn(stream, ctx): stream:recv(), stream:send(v), stream:messages()
+function Server:handle_stream(name, fn) register(self, name, fn, "stream") end
+
+function Server:listen(addr)
+  local h = server_h(self)
+  local st = C.rpcnet_server_listen(h, addr)
+  if st ~= OK then raise_last(st) end
+  return C.rpcnet_server_port(h)
+end
+function Server:port()
+  return C.rpcnet_server_port(server_h(self))
+end
+
+-- Per-request context (ctx) and stream objects ---------------------------
+local Ctx = {__name = "rpcnet.Context"}
+Ctx.__index = Ctx
+local Stream = {__name = "rpcnet.ServerStream"}
+Stream.__index = Stream
+
+local function req_of(obj)
+  local r = obj._task.req
+  if not r then raise(C.RPCNET_FAILED_PRECONDITION, "request already answered") end
+  return r
+end
+function Ctx:cancelled() local r = self._task.req; return r == nil or C.rpcnet_request_cancelled(r) ~= 0 end
+-- Seconds left before the call's deadline (0 when passed), or nil.
+function Ctx:time_remaining()
+  local ms = C.rpcnet_request_deadline_ms(req_of(self))
+  if ms < 0 then return nil end
+  return ms / 1000
+end
+function Ctx:set_trailer(key, value)
+  local st = C.rpcnet_request_set_trailer(req_of(self), key, as_raw(value, "set_trailer"))
+  if st ~= OK then raise_last(st) end
+end
+function Ctx:get_metadata(key)
+  return (C.rpcnet_swig_request_metadata(req_of(self), key))
+end
+
+local function new_ctx(task)
+  local req = task.req
+  local ms = C.rpcnet_request_deadline_ms(req)
+  local ctx = setmetatable({
+    _task = task,
+    method = C.rpcnet_request_method(req),
+    peer = C.rpcnet_request_peer(req),
+    -- seconds left at dispatch, or nil when the client set no deadline
+    deadline = ms >= 0 and ms / 1000 or nil,
+  }, Ctx)
+  ctx.metadata = setmetatable({}, {__index = function(_, k) return ctx:get_metadata(k) end})
+  return ctx
+end
+
+-- Waiting inside a handler: in a serve() coroutine, poll with timeout 0 and
+-- yield so other handlers run; elsewhere block.
+function Stream:recv_raw()
+  local task = self._task
+  while true do
+    local r = req_of(self)
+    local inside = coroutine.isyieldable() and task.co == coroutine.running()
+    local st, data = C.rpcnet_request_recv(r, inside and 0 or -1)
+    if st == OK then return data end
+    if st == END_OF_STREAM then return nil end
+    if st ~= WOULD_BLOCK then raise_last(st) end
+    if inside then
+      task.waiting = true
+      coroutine.yield()
+      task.waiting = false
+    end
+  end
+end
+function Stream:recv()
+  local data = self:recv_raw()
+  if data == nil then return nil end
+  return decode(data)
+end
+function Stream:messages() return function() return self:recv() end end
+function Stream:send_raw(data)
+  local st = C.rpcnet_request_send(req_of(self), as_raw(data, "send_raw"))
+  if st ~= OK then raise_last(st) end
+end
+function Stream:send(v) return self:send_raw(encode(v)) end
+
+-- rpcnet.sleep(seconds): inside a serve() handler it yields so other
+-- handlers run meanwhile; elsewhere it blocks the caller.
+local current_task -- the task being resumed by the serve loop
+function M.sleep(seconds)
+  local wake = C.monotonic() + seconds
+  local task = current_task
+  if task and coroutine.isyieldable() and task.co == coroutine.running() then
+    task.wake_at = wake
+    while C.monotonic() < wake do coroutine.yield() end
+    task.wake_at = nil
+    return
+  end
+  while true do
+    local left = wake - C.monotonic()
+    if left <= 0 then return end
+    C.poll({}, math.tointeger(math.ceil(left * 1000)))
+  end
+end
+
+local function answer_error(req, err)
+  if getmetatable(err) == Error then
+    local code = err.code
+    if code == OK then code = C.RPCNET_UNKNOWN end
+    C.rpcnet_request_fail(req, code, err.message or "")
+  else
+    C.rpcnet_request_fail(req, C.RPCNET_INTERNAL, tostring(err))
+  end
+end
+
+local function run_task(task)
+  local entry = task.entry
+  local req = task.req
+  local ctx = new_ctx(task)
+  local ok, res = pcall(function()
+    if entry.kind == "stream" then
+      local stream = setmetatable({_task = task}, Stream)
+      entry.fn(stream, ctx)
+      return nil
+    end
+    local data = C.rpcnet_swig_request_data(req)
+    if entry.kind == "raw" then
+      return as_raw(entry.fn(data, ctx) or "", "handler result")
+    end
+    local ok2, v = pcall(decode, data)
+    if not ok2 then
+      if getmetatable(v) == Error then error(M.error(C.RPCNET_INVALID_ARGUMENT, "request: " .. v.message), 0) end
+      error(v, 0)
+    end
+    local answer = entry.fn(v, ctx)
+    local ok3, enc = pcall(encode, answer)
+    if not ok3 then -- the handler's answer is outside the mapping: a server bug
+      error(M.error(C.RPCNET_INTERNAL, "answer: " .. (getmetatable(enc) == Error and enc.message or tostring(enc))), 0)
+    end
+    return enc
+  end)
+  task.req = nil -- answered below: ctx and stream refuse further use
+  if not ok then
+    answer_error(req, res)
+  elseif entry.kind == "stream" then
+    C.rpcnet_request_finish(req, OK, nil)
+  else
+    C.rpcnet_request_reply(req, res)
+  end
+end
+
+local function dispatch(self, req)
+  local name = C.rpcnet_request_method(req)
+  local entry = self._handlers[name]
+  if not entry then
+    C.rpcnet_request_fail(req, C.RPCNET_UNIMPLEMENTED, "method not handled: " .. name)
+    return
+  end
+  local task = {req = req, entry = entry}
+  task.co = coroutine.create(run_task)
+  self._tasks[#self._tasks + 1] = task
+  local prev = current_task
+  current_task = task
+  local ok, err = coroutine.resume(task.co, task)
+  current_task = prev
+  if not ok then -- run_task catches handler errors; this is a binding bug
+    io.stderr:write("rpcnet: handler task failed: ", tostring(err), "\n")
+  end
+end
+
+-- Resumes every waiting task once (round-robin) and drops finished ones.
+local function step_tasks(self)
+  local tasks, keep = self._tasks, {}
+  for i = 1, #tasks do
+    local task = tasks[i]
+    if coroutine.status(task.co) == "suspended" then
+      local prev = current_task
+      current_task = task
+      local ok, err = coroutine.resume(task.co)
+      current_task = prev
+      if not ok then io.stderr:write("rpcnet: handler task failed: ", tostring(err), "\n") end
+    end
+    if coroutine.status(task.co) ~= "dead" then keep[#keep + 1] = task end
+  end
+  -- tasks dispatched while resuming were appended after #tasks
+  for i = #tasks + 1, #self._tasks do keep[#keep + 1] = self._tasks[i] end
+  self._tasks = keep
+end
+
+-- One round of the loop: waits up to timeout_ms for a new call or progress
+-- on a waiting handler, dispatches new calls and resumes waiting handlers.
+function Server:step(timeout_ms_)
+  local h = server_h(self)
+  local wait = timeout_ms_ or 100
+  if #self._tasks > 0 then
+    local fds = {C.rpcnet_server_fd(h)}
+    local now = C.monotonic()
+    for _, t in ipairs(self._tasks) do
+      if t.wake_at then
+        wait = math.max(0, math.min(wait, math.tointeger(math.ceil((t.wake_at - now) * 1000))))
+      elseif t.req then
+        local fd = C.rpcnet_request_fd(t.req)
+        if fd < 0 then wait = math.min(wait, 5) else fds[#fds + 1] = fd end
+      end
+    end
+    C.poll(fds, wait)
+    wait = 0
+  end
+  local st, req = C.rpcnet_server_next(h, wait)
+  local n = 0
+  while st == OK do
+    dispatch(self, req)
+    n = n + 1
+    if n >= 64 then break end
+    st, req = C.rpcnet_server_next(h, 0)
+  end
+  if #self._tasks > 0 then step_tasks(self) end
+  return st ~= C.RPCNET_UNAVAILABLE
+end
+
+-- Serves until shutdown() (from a handler) or until opts.duration seconds
+-- passed. Blocks the calling Lua state.
+function Server:serve(opts)
+  server_h(self)
+  opts = opts or {}
+  local stop_at = opts.duration and (C.monotonic() + opts.duration) or nil
+  self._stop = false
+  self._serving = true
+  while not self._stop do
+    if not self:step(100) then break end
+    if stop_at and C.monotonic() >= stop_at then break end
+  end
+  self._serving = false
+  if self._stop then self:_do_shutdown() end
+  if self._close_requested then self:close() end
+end
+
+function Server:_do_shutdown()
+  local h = self._h
+  if not h then return end
+  -- let waiting handlers finish first (bounded by the drain timeout)
+  local drain = self._drain or 2000
+  local deadline = C.monotonic() + drain / 1000
+  while #self._tasks > 0 and C.monotonic() < deadline do
+    local fds = {}
+    for _, t in ipairs(self._tasks) do
+      if t.req then fds[#fds + 1] = C.rpcnet_request_fd(t.req) end
+    end
+    C.poll(fds, 10)
+    step_tasks(self)
+  end
+  C.rpcnet_server_shutdown(h, drain)
+end
+
+-- Stops the server. Inside serve() (from a handler) it takes effect when
+-- the handler returns: serve() then drains and returns.
+function Server:shutdown(drain_seconds)
+  if not self._h then return end
+  self._drain = drain_seconds and math.tointeger(math.floor(drain_seconds * 1000)) or 2000
+  if self._serving then
+    self._stop = true
+  else
+    self:_do_shutdown()
+  end
+end
+
+function Server:close()
+  local h = self._h
+  if not h then return end
+  if self._serving then
+    self._stop = true
+    self._close_requested = true
+    return
+  end
+  self._h = nil
+  C.rpcnet_server_free(h)
+end
+Server.__gc = function(self)
+  local h = self._h
+  if h then self._h = nil; C.rpcnet_server_free(h) end
+end
+Server.__close = Server.close
+function Server:closed() return self._h == nil end
+
+return M
