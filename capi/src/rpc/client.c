@@ -238,6 +238,12 @@ static void on_stream_reset(rpci_stream *s, uint64_t app_error) {
   rpcnet_call *k = (rpcnet_call *)s;
   const char *why;
   int st = status_for_reset(app_error, &why);
+  /* The server cancels at the deadline it was sent, which is never earlier
+   * than ours: its reset can beat our own timer by a hair. */
+  if (st == RPCNET_CANCELLED && rpci_mono_ms() + 2 >= k->deadline_ms) {
+    st = RPCNET_DEADLINE_EXCEEDED;
+    why = "deadline exceeded (the server cancelled the call at the deadline)";
+  }
   complete(k, st, why, NULL);
 }
 
