@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan demo test test-c test-asan test-python test-lua test-go fuzz fuzz-smoke bench install format clean
+.PHONY: all deps build build-asan demo test test-c test-asan test-python test-lua test-go fuzz fuzz-smoke bench bench-bindings install format clean
 
 all: build
 
@@ -72,6 +72,10 @@ fuzz: deps
 
 bench: build
 	./$(BUILD)/bench/rpcnet_bench
+
+# Unary latency through each binding against one C server process.
+bench-bindings: test-python test-go test-lua
+	bash bench/bindings/run.sh $(BUILD)
 
 install: build
 	cmake --install $(BUILD)
