@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan demo test test-c test-asan test-python test-lua test-go fuzz fuzz-smoke bench bench-bindings install format clean
+.PHONY: all deps build build-asan demo test test-c test-asan test-python test-lua test-go test-cross fuzz fuzz-smoke bench bench-bindings install format clean
 
 all: build
 
@@ -50,7 +50,7 @@ test-lua: build
 	  RPCNET_CERTS=$(abspath $(BUILD))/lua-certs lua5.4 bindings/lua/tests/run.lua
 
 # Every suite. Each step fails the target on its own failure.
-test: test-c test-asan test-python test-lua fuzz-smoke test-go
+test: test-c test-asan test-python test-lua fuzz-smoke test-go test-cross
 	@echo "make test: all suites passed"
 
 # Go binding: in-tree pkg-config file, then vet, tests, race tests, examples.
@@ -72,6 +72,10 @@ fuzz: deps
 
 bench: build
 	./$(BUILD)/bench/rpcnet_bench
+
+# Each binding's server called by the other bindings' clients.
+test-cross: test-python test-go test-lua
+	bash tests/cross/run.sh $(BUILD)
 
 # Unary latency through each binding against one C server process.
 bench-bindings: test-python test-go test-lua
