@@ -43,6 +43,21 @@ static void serve_echo(rpcnet_request *req) {
   size_t tl = 0;
   const void *tok = rpcnet_request_metadata(req, "x-token-bin", &tl);
   if (tok) rpcnet_request_set_trailer(req, "x-token-bin", tok, tl);
+  /* Listing gives the same entries as lookup, and NULL past the end. */
+  size_t nmd = rpcnet_request_metadata_count(req), listed = 0;
+  for (size_t i = 0; i < nmd; i++) {
+    const void *v;
+    size_t vl;
+    const char *k = rpcnet_request_metadata_at(req, i, &v, &vl);
+    size_t l2;
+    const void *v2 = k ? rpcnet_request_metadata(req, k, &l2) : NULL;
+    listed += v2 == v && l2 == vl;
+  }
+  if (rpcnet_request_metadata_at(req, nmd, NULL, NULL) == NULL && listed == nmd) {
+    char nb[16];
+    snprintf(nb, sizeof nb, "%zu", nmd);
+    rpcnet_request_set_trailer(req, "x-md-count", nb, strlen(nb));
+  }
   rpcnet_request_finish(req, rc == RPCNET_END_OF_STREAM ? RPCNET_OK : rc, "done");
 }
 
@@ -101,6 +116,17 @@ static void test_bidi_echo_metadata_trailers(void) {
   size_t tl = 0;
   const void *tok = rpcnet_call_trailer(call, "x-token-bin", &tl);
   CHECK(tok && tl == sizeof token && !memcmp(tok, token, tl));
+  size_t mcl = 0;
+  const char *mc = rpcnet_call_trailer(call, "x-md-count", &mcl);
+  CHECK(mc && mcl == 1 && mc[0] == '1'); /* the server listed our one entry */
+  CHECK_EQ_INT(rpcnet_call_trailer_count(call), 3);
+  int seen = 0;
+  for (size_t i = 0; i < rpcnet_call_trailer_count(call); i++) {
+    const char *k = rpcnet_call_trailer_at(call, i, NULL, NULL);
+    seen += k && (!strcmp(k, "x-count") || !strcmp(k, "x-token-bin") || !strcmp(k, "x-md-count"));
+  }
+  CHECK_EQ_INT(seen, 3);
+  CHECK(rpcnet_call_trailer_at(call, 3, NULL, NULL) == NULL);
   struct pollfd p = {fd, POLLIN, 0};
   CHECK_EQ_INT(poll(&p, 1, 0), 1); /* ended: stays readable */
   rpcnet_call_free(call);
@@ -124,6 +150,40 @@ static void test_cancel_reaches_handler(void) {
   for (int i = 0; i < 300 && !hold_saw_cancel; i++) tu_sleep_ms(10);
   CHECK(hold_saw_cancel);
   CHECK(hold_deadline_left > 0 && hold_deadline_left <= 10000);
+  rpcnet_call_free(call);
+  rpcnet_client_close(cli);
+}
+
+/* The send fd: writable at first, not writable once more than the send
+ * window is unacknowledged (the "hold" handler never reads, so flow control
+ * stops us), writable again when the call ends. */
+static void test_send_fd(void) {
+  rpcnet_client *cli = tu_client_for(srv);
+  REQUIRE(cli);
+  rpcnet_call *call = rpcnet_client_start(cli, "hold", 10000);
+  REQUIRE(call);
+  struct pollfd p = {rpcnet_call_send_fd(call), POLLOUT | POLLIN, 0};
+  REQUIRE(p.fd >= 0);
+  p.events = POLLIN;
+  CHECK_EQ_INT(poll(&p, 1, 0), 1);
+  static uint8_t chunk[64 * 1024];
+  int sent = 0, stalled = 0;
+  /* Send while the fd says there is room; acknowledgements keep making room
+   * until the server's buffers and flow-control window are full. */
+  for (int spins = 0; sent < 1000 && !stalled && spins < 100000; spins++) {
+    int rc = rpcnet_call_send_timeout(call, chunk, sizeof chunk, 0);
+    if (rc == RPCNET_OK) {
+      sent++;
+      continue;
+    }
+    CHECK_EQ_INT(rc, RPCNET_WOULD_BLOCK);
+    if (rc != RPCNET_WOULD_BLOCK) break;
+    stalled = poll(&p, 1, 300) == 0; /* no room within 300 ms: flow control holds us */
+  }
+  fprintf(stderr, "sent %d x 64 KiB before the send fd stayed quiet\n", sent);
+  CHECK(stalled);
+  rpcnet_call_cancel(call);
+  CHECK_EQ_INT(poll(&p, 1, 1000), 1);
   rpcnet_call_free(call);
   rpcnet_client_close(cli);
 }
@@ -239,6 +299,7 @@ int main(void) {
   for (int i = 0; i < 4; i++) pthread_create(&workers[i], NULL, worker, NULL);
   RUN(test_bidi_echo_metadata_trailers);
   RUN(test_cancel_reaches_handler);
+  RUN(test_send_fd);
   RUN(test_deadline_without_waiting);
   RUN(test_deadline_while_reconnecting);
   RUN(test_handle_unary_many_threads);

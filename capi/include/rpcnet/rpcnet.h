@@ -288,6 +288,18 @@ RPCNET_API const void *rpcnet_request_metadata(const rpcnet_request *req, const 
  * Returns -1 when no descriptor can be made. */
 RPCNET_API int rpcnet_request_fd(rpcnet_request *req);
 
+/* A file descriptor readable while rpcnet_request_send would not block
+ * (room in the call's send window, or the call ended). Level-triggered;
+ * owned by req. Returns -1 when no descriptor can be made. */
+RPCNET_API int rpcnet_request_send_fd(rpcnet_request *req);
+
+/* Request metadata by position, for listing it: 0 <= i < count. Returns the
+ * key and sets *value / *len (both may be NULL), or NULL when i is out of
+ * range. Keys and values are valid until req is released. */
+RPCNET_API size_t rpcnet_request_metadata_count(const rpcnet_request *req);
+RPCNET_API const char *rpcnet_request_metadata_at(const rpcnet_request *req, size_t i,
+                                                  const void **value, size_t *len);
+
 /* Non-zero once the client cancelled the call, its deadline passed or its
  * connection went away: further work is useless. */
 RPCNET_API int rpcnet_request_cancelled(const rpcnet_request *req);
@@ -391,6 +403,18 @@ RPCNET_API const void *rpcnet_call_trailer(rpcnet_call *call, const char *key, s
  * add_reader, poll). Level-triggered; owned by the call; do not read or
  * close it. Returns -1 when no descriptor can be made. */
 RPCNET_API int rpcnet_call_fd(rpcnet_call *call);
+
+/* A file descriptor readable while rpcnet_call_send would not block (room
+ * in the send window, the call not yet started, or ended). Level-triggered;
+ * owned by the call. Returns -1 when no descriptor can be made. */
+RPCNET_API int rpcnet_call_send_fd(rpcnet_call *call);
+
+/* Trailing metadata by position once the call ended: 0 <= i < count.
+ * Returns the key and sets *value / *len (both may be NULL), or NULL when i
+ * is out of range. Valid until the call is freed. */
+RPCNET_API size_t rpcnet_call_trailer_count(rpcnet_call *call);
+RPCNET_API const char *rpcnet_call_trailer_at(rpcnet_call *call, size_t i, const void **value,
+                                              size_t *len);
 
 /* Cancels the call: resets the stream in both directions with the
  * CANCELLED code; the call's status becomes RPCNET_CANCELLED unless it had

@@ -128,8 +128,13 @@ static void call_unref(rpcnet_call *k) {
   free(k);
 }
 
-/* Whether recv would not block. Connection lock (if any) held. */
+/* Whether recv / send would not block. Connection lock (if any) held. */
 static int readable(const rpcnet_call *k) { return k->inbox.head || k->done; }
+static int writable(const rpcnet_call *k) {
+  return k->done || k->send_closed || !k->header_sent ||
+         rpci_stream_unacked(&k->st) < RPCI_SEND_BUFFER;
+}
+static void call_notify(rpcnet_call *k) { rpci_event_notify(&k->ev, readable(k), writable(k)); }
 
 /* Ends the call with status (once). Connection lock held when k->qc. */
 static void complete(rpcnet_call *k, int status, const char *message, rpci_md *trailers) {
@@ -148,7 +153,7 @@ static void complete(rpcnet_call *k, int status, const char *message, rpci_md *t
     }
   }
   pthread_mutex_unlock(&k->ev.mu);
-  if (first) rpci_event_notify(&k->ev, 1);
+  if (first) rpci_event_notify(&k->ev, 1, 1);
 }
 
 static int is_done(rpcnet_call *k, int *status) {
@@ -231,7 +236,7 @@ static void on_stream_data(rpci_stream *s, const uint8_t *data, size_t len, int 
       return;
     }
   }
-  if (pushed) rpci_event_notify(&k->ev, 1);
+  if (pushed) call_notify(k);
 }
 
 static void on_stream_reset(rpci_stream *s, uint64_t app_error) {
@@ -267,8 +272,7 @@ static void on_stream_close(rpci_stream *s, uint64_t app_error) {
 }
 
 static void on_stream_acked(rpci_stream *s) {
-  rpcnet_call *k = (rpcnet_call *)s;
-  rpci_event_notify(&k->ev, readable(k));
+  call_notify((rpcnet_call *)s);
 }
 
 static void on_established(rpci_qconn *qc, void *user) {
@@ -545,6 +549,7 @@ static int open_call(rpcnet_call *k, const void *msg, size_t len, int with_msg, 
       k->send_closed = 1;
     }
   }
+  if (rc == RPCNET_OK) call_notify(k);
   rpci_qconn_unlock(qc); /* writes the packets */
   rpci_buf_free(&hdr);
   return rc;
@@ -612,6 +617,7 @@ int rpcnet_call_send_timeout(rpcnet_call *k, const void *data, size_t len, int t
       uint8_t head[9];
       struct iovec iov[2] = {{head, rpci_frame_message_head(head, len)}, {(void *)data, len}};
       int nomem = rpci_stream_writev(&k->st, iov, 2, 0);
+      call_notify(k); /* the send fd may drop */
       rpci_qconn_unlock(k->qc);
       if (nomem) {
         rpci_set_error("out of memory");
@@ -641,6 +647,7 @@ int rpcnet_call_close_send(rpcnet_call *k) {
   if (!k->send_closed && !k->done) {
     k->send_closed = 1;
     rpci_stream_write(&k->st, NULL, 0, 1);
+    call_notify(k);
   } else if (k->done) {
     rc = -1;
   }
@@ -670,7 +677,7 @@ int rpcnet_call_recv(rpcnet_call *k, int timeout_ms, void **data, size_t *len) {
       rpci_qconn_lock(k->qc);
       m = rpci_msgq_pop(&k->inbox, &k->st);
       done = k->done;
-      if (m) rpci_event_notify(&k->ev, readable(k));
+      if (m) call_notify(k);
       rpci_qconn_unlock(k->qc);
     } else {
       done = is_done(k, NULL);
@@ -718,6 +725,16 @@ const void *rpcnet_call_trailer(rpcnet_call *k, const char *key, size_t *len) {
 }
 
 int rpcnet_call_fd(rpcnet_call *k) { return k ? rpci_event_fd(&k->ev) : -1; }
+
+int rpcnet_call_send_fd(rpcnet_call *k) { return k ? rpci_event_send_fd(&k->ev) : -1; }
+
+size_t rpcnet_call_trailer_count(rpcnet_call *k) {
+  return k && is_done(k, NULL) ? k->trailers.n : 0;
+}
+
+const char *rpcnet_call_trailer_at(rpcnet_call *k, size_t i, const void **value, size_t *len) {
+  return rpci_md_at(k && is_done(k, NULL) ? &k->trailers : NULL, i, value, len);
+}
 
 /* Ends the call with status now (any thread). */
 static void end_now(rpcnet_call *k, int status, const char *message) {

@@ -288,11 +288,19 @@ static void reject_input(rpcnet_request *r, int werr) {
   if (r->state == RQ_RECEIVING) r->state = RQ_DEAD;
   r->cancelled = 1;
   rpci_stream_reset(&r->st, rpci_wire_err_app_code(werr));
-  rpci_event_notify(&r->ev, 1);
+  rpci_event_notify(&r->ev, 1, 1);
 }
 
 static int request_ready(const rpcnet_request *r) {
   return r->inbox.head || r->client_fin || r->cancelled || r->closed;
+}
+static int request_writable(const rpcnet_request *r) {
+  return r->state == RQ_ANSWERED || r->cancelled || r->closed ||
+         rpci_stream_unacked(&r->st) < RPCI_SEND_BUFFER;
+}
+/* Announces a change (connection lock held, or the request ended). */
+static void req_notify(rpcnet_request *r) {
+  rpci_event_notify(&r->ev, request_ready(r), request_writable(r));
 }
 
 static void on_deadline(rpci_timer *t);
@@ -370,19 +378,19 @@ static void on_stream_data(rpci_stream *s, const uint8_t *data, size_t len, int 
     changed = 1;
     if (!r->streaming && r->state == RQ_RECEIVING) make_ready(r);
   }
-  if (changed) rpci_event_notify(&r->ev, request_ready(r));
+  if (changed) req_notify(r);
 }
 
 static void on_stream_reset(rpci_stream *s, uint64_t app_error) {
   rpcnet_request *r = (rpcnet_request *)s;
   r->cancelled = 1;
   if (r->state == RQ_RECEIVING) r->state = RQ_DEAD;
-  rpci_event_notify(&r->ev, 1);
+  rpci_event_notify(&r->ev, 1, 1);
 }
 
 static void on_stream_acked(rpci_stream *s) {
   rpcnet_request *r = (rpcnet_request *)s;
-  rpci_event_notify(&r->ev, request_ready(r));
+  req_notify(r);
 }
 
 static void on_stream_close(rpci_stream *s, uint64_t app_error) {
@@ -392,7 +400,7 @@ static void on_stream_close(rpci_stream *s, uint64_t app_error) {
    * STOP_SENDING, whose code shows up here. */
   if (app_error != RPCI_H_NO_ERROR && app_error != RPCI_CONN_LOST && r->state != RQ_ANSWERED)
     r->cancelled = 1;
-  rpci_event_notify(&r->ev, 1);
+  rpci_event_notify(&r->ev, 1, 1);
   if (r->state == RQ_RECEIVING || r->state == RQ_DEAD) {
     r->state = RQ_DEAD;
     if (rpci_timer_stop(&r->timer)) req_unref(r); /* the timer's; not the last */
@@ -491,7 +499,7 @@ static void on_deadline(rpci_timer *t) {
     rpci_stream_reset(&r->st, RPCI_H_CANCELLED);
   }
   rpci_qconn_unlock(r->qc);
-  rpci_event_notify(&r->ev, 1);
+  rpci_event_notify(&r->ev, 1, 1);
   req_unref(r); /* the timer's reference */
 }
 
@@ -790,7 +798,7 @@ int rpcnet_request_recv(rpcnet_request *r, int timeout_ms, void **data, size_t *
         n = m->len;
         free(m);
         if (!copy) rc = RPCNET_RESOURCE_EXHAUSTED;
-        rpci_event_notify(&r->ev, request_ready(r));
+        req_notify(r);
       } else if (r->client_fin) {
         eos = 1;
       }
@@ -830,6 +838,7 @@ int rpcnet_request_send(rpcnet_request *r, const void *data, size_t len) {
         rpci_set_error("out of memory");
         rc = RPCNET_RESOURCE_EXHAUSTED;
       }
+      req_notify(r); /* the send fd may drop */
     }
     rpci_qconn_unlock(r->qc);
     if (rc != RPCNET_OK || room) return rc;
@@ -876,3 +885,12 @@ int64_t rpcnet_request_deadline_ms(const rpcnet_request *r) {
 }
 
 int rpcnet_request_fd(rpcnet_request *r) { return r ? rpci_event_fd(&r->ev) : -1; }
+
+int rpcnet_request_send_fd(rpcnet_request *r) { return r ? rpci_event_send_fd(&r->ev) : -1; }
+
+size_t rpcnet_request_metadata_count(const rpcnet_request *r) { return r ? r->metadata.n : 0; }
+
+const char *rpcnet_request_metadata_at(const rpcnet_request *r, size_t i, const void **value,
+                                       size_t *len) {
+  return rpci_md_at(r ? &r->metadata : NULL, i, value, len);
+}

@@ -84,3 +84,12 @@ const void *rpci_md_lookup(const struct rpci_md *md, const char *key, size_t *le
   if (len) *len = e->val_len;
   return e->val;
 }
+
+const char *rpci_md_at(const struct rpci_md *md, size_t i, const void **value, size_t *len) {
+  if (value) *value = NULL;
+  if (len) *len = 0;
+  if (!md || i >= md->n) return NULL;
+  if (value) *value = md->v[i].val;
+  if (len) *len = md->v[i].val_len;
+  return md->v[i].key;
+}

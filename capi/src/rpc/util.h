@@ -33,6 +33,9 @@ int rpci_check_message(const char *fn, const void *data, size_t len, uint64_t ma
 /* The first value of key in md (NULL when absent); *len (may be NULL)
  * receives its length. */
 const void *rpci_md_lookup(const struct rpci_md *md, const char *key, size_t *len);
+/* Entry i of md: its key, with *value and *len (both may be NULL); NULL
+ * when md is NULL or i is out of range. */
+const char *rpci_md_at(const struct rpci_md *md, size_t i, const void **value, size_t *len);
 /* A message for a status: message itself when valid UTF-8, else a fixed
  * replacement (so user input can never make an unencodable frame). */
 const char *rpci_status_text(const char *message);
