@@ -283,8 +283,66 @@ static void test_bad_input_after_dispatch(void) {
   rpcnet_server_free(s);
 }
 
+/* A peer that opens many unary calls and never finishes them can make the
+ * server buffer at most its connection window (2 x max_message_size +
+ * 1 MiB) of bytes no handler has seen, not max_message_size per stream. */
+static void test_unfinished_requests_bounded(void) {
+  rpcnet_server *s = tu_server_start(tu_config("cert_file", "@server.pem", "key_file",
+                                               "@server-key.pem", "max_message_size", "1048576",
+                                               NULL),
+                                     "127.0.0.1:0");
+  REQUIRE(s);
+  rpcnet_server_handle(s, "echo", echo, NULL);
+  rpci_tls_ctx *tls = NULL;
+  rpci_qconn *qc = raw_connect(s, &tls);
+  REQUIRE(qc);
+  enum { N = 48, BODY = 1000 * 1000 };
+  static raw_stream rs[N];
+  static uint8_t body[BODY];
+  for (int i = 0; i < N; i++) {
+    memset(&rs[i], 0, sizeof rs[i]);
+    rpci_stream_init(&rs[i].st);
+    pthread_mutex_init(&rs[i].mu, NULL);
+    pthread_cond_init(&rs[i].cv, NULL);
+    rpci_buf b = RPCI_BUF_INIT;
+    rpci_frame_encode_header(&b, "echo", 30000, NULL);
+    uint8_t head[9];
+    rpci_buf_append(&b, head, rpci_frame_message_head(head, BODY + 1)); /* one byte never comes */
+    rpci_qconn_lock(qc);
+    if (rpci_stream_open(qc, &rs[i].st) == 0) {
+      rpci_stream_write(&rs[i].st, b.data, b.len, 0);
+      rpci_stream_write(&rs[i].st, body, BODY, 0);
+    }
+    rpci_qconn_unlock(qc);
+    rpci_buf_free(&b);
+  }
+  tu_sleep_ms(1500); /* let flow control settle */
+  uint64_t delivered = 0;
+  rpci_qconn_lock(qc);
+  for (int i = 0; i < N; i++) delivered += rs[i].st.sent;
+  rpci_qconn_unlock(qc);
+  uint64_t window = 2 * 1048576 + (1 << 20);
+  fprintf(stderr, "offered %d MB, the server let in %.1f MB (window %.1f MB)\n", N * BODY / 1000000,
+          delivered / 1e6, window / 1e6);
+  CHECK(delivered <= window + 64 * 1024);
+  /* The server still serves others. */
+  rpcnet_client *cli = tu_client_for(s);
+  REQUIRE(cli);
+  void *resp = NULL;
+  size_t n = 0;
+  CHECK_EQ_INT(rpcnet_client_call(cli, "echo", "ok", 2, &resp, &n, 5000), RPCNET_OK);
+  rpcnet_free(resp);
+  rpcnet_client_close(cli);
+  rpci_qconn_close(qc, RPCI_H_NO_ERROR, "test done");
+  for (int i = 0; i < N; i++) rpci_buf_free(&rs[i].got);
+  rpci_qconn_unref(qc);
+  rpci_tls_ctx_unref(tls);
+  rpcnet_server_free(s);
+}
+
 int main(void) {
   RUN(test_bad_streams);
+  RUN(test_unfinished_requests_bounded);
   RUN(test_bad_input_after_dispatch);
   return TEST_END();
 }

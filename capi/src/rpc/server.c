@@ -63,6 +63,7 @@ struct rpcnet_request {
   int nmsg;
   rpci_msgq inbox; /* streaming: messages not yet taken */
   int unary_taken; /* unary: rpcnet_request_recv gave the message */
+  size_t conn_owed; /* connection credit held until dispatch (unary) */
   /* set once from the header, then read-only */
   char *method;
   int64_t timeout_ms;
@@ -280,6 +281,13 @@ static void make_ready(rpcnet_request *r) {
   pthread_mutex_unlock(&srv->mu);
 }
 
+/* Returns the connection credit a unary request held while it was being
+ * received. Connection lock held. */
+static void release_conn_credit(rpcnet_request *r) {
+  rpci_qconn_consume(r->qc, r->conn_owed);
+  r->conn_owed = 0;
+}
+
 static void reject_input(rpcnet_request *r, int werr) {
   rpci_log(RPCI_LOG_INFO, "call from %s: bad input: %s", rpci_qconn_peer_addr(r->qc),
            rpci_frame_reader_error(r->reader));
@@ -287,6 +295,7 @@ static void reject_input(rpcnet_request *r, int werr) {
    * the call cancelled. One nobody holds yet just dies. */
   if (r->state == RQ_RECEIVING) r->state = RQ_DEAD;
   r->cancelled = 1;
+  release_conn_credit(r);
   rpci_stream_reset(&r->st, rpci_wire_err_app_code(werr));
   rpci_event_notify(&r->ev, 1, 1);
 }
@@ -329,9 +338,36 @@ static void on_header(rpcnet_request *r, rpci_frame *f) {
   if (r->streaming || !m) make_ready(r);
 }
 
+/* Flow-control credit for n bytes that arrived on r. Streaming calls use
+ * the inbox's policy; a unary request returns its stream credit at once
+ * (its size is bounded by max_message_size) but holds the connection's
+ * until it is dispatched, so one connection can make the server buffer at
+ * most its connection window (2 x max_message_size + 1 MiB) of requests
+ * that no handler has seen yet. Discarded bytes give both back. */
+static void credit(rpcnet_request *r, size_t n) {
+  if (r->state == RQ_DEAD || r->state == RQ_ANSWERED) {
+    rpci_stream_consume(&r->st, n);
+    release_conn_credit(r);
+  } else if (r->streaming) {
+    rpci_msgq_credit(&r->inbox, &r->st, n);
+    release_conn_credit(r);
+  } else if (r->state == RQ_DISPATCHED) {
+    rpci_stream_consume(&r->st, n);
+  } else {
+    rpci_stream_consume_stream(&r->st, n);
+    r->conn_owed += n;
+  }
+}
+
+static void feed(rpcnet_request *r, const uint8_t *data, size_t len, int fin);
+
 static void on_stream_data(rpci_stream *s, const uint8_t *data, size_t len, int fin) {
   rpcnet_request *r = (rpcnet_request *)s;
-  rpci_msgq_credit(&r->inbox, s, len);
+  feed(r, data, len, fin);
+  credit(r, len); /* after feed: the header decides unary or streaming */
+}
+
+static void feed(rpcnet_request *r, const uint8_t *data, size_t len, int fin) {
   if (r->state == RQ_DEAD || r->state == RQ_ANSWERED) return;
   int changed = 0;
   while (len > 0) {
@@ -384,6 +420,7 @@ static void on_stream_data(rpci_stream *s, const uint8_t *data, size_t len, int 
 static void on_stream_reset(rpci_stream *s, uint64_t app_error) {
   rpcnet_request *r = (rpcnet_request *)s;
   r->cancelled = 1;
+  release_conn_credit(r);
   if (r->state == RQ_RECEIVING) r->state = RQ_DEAD;
   rpci_event_notify(&r->ev, 1, 1);
 }
@@ -396,6 +433,7 @@ static void on_stream_acked(rpci_stream *s) {
 static void on_stream_close(rpci_stream *s, uint64_t app_error) {
   rpcnet_request *r = (rpcnet_request *)s;
   r->closed = 1;
+  release_conn_credit(r);
   /* A client that cancels after finishing its half can only send
    * STOP_SENDING, whose code shows up here. */
   if (app_error != RPCI_H_NO_ERROR && app_error != RPCI_CONN_LOST && r->state != RQ_ANSWERED)
@@ -441,6 +479,7 @@ static void dispatch(rpcnet_request *r) {
   rpcnet_server *srv = r->srv;
   char msg[300];
   rpci_qconn_lock(r->qc);
+  release_conn_credit(r); /* no longer waiting: its bytes are the handler's */
   if (r->state != RQ_READY || r->cancelled || r->closed) {
     end_undispatched(r, RPCNET_OK, NULL); /* nobody to answer */
     return;
@@ -565,6 +604,7 @@ int rpcnet_server_listen(rpcnet_server *srv, const char *addr) {
       .idle_timeout_ms = srv->opts.idle_timeout_ms,
       .keep_alive_ms = srv->opts.keep_alive_ms < 0 ? 0 : srv->opts.keep_alive_ms,
       .handshake_timeout_ms = srv->opts.handshake_timeout_ms,
+      .conn_window = 2 * srv->opts.max_message_size + (1u << 20),
   };
   srv->ep = rpci_endpoint_new(srv->loop, (struct sockaddr *)&ss, len, srv->tls, &p,
                               &server_events, srv);

@@ -538,12 +538,23 @@ void rpci_stream_reset(rpci_stream *s, uint64_t app_error) {
 
 uint64_t rpci_stream_unacked(const rpci_stream *s) { return s->queued - s->head_off; }
 
-void rpci_stream_consume(rpci_stream *s, size_t n) {
+void rpci_stream_consume_stream(rpci_stream *s, size_t n) {
   rpci_qconn *qc = s->qc;
   if (!qc || !s->attached || s->id < 0 || n == 0) return;
   ngtcp2_conn_extend_max_stream_offset(qc->conn, s->id, n);
+  qc->dirty = 1;
+}
+
+void rpci_qconn_consume(rpci_qconn *qc, size_t n) {
+  if (!qc || n == 0 || qc->state == RPCI_QC_CLOSED) return;
   ngtcp2_conn_extend_max_offset(qc->conn, n);
   qc->dirty = 1;
+}
+
+void rpci_stream_consume(rpci_stream *s, size_t n) {
+  if (!s->qc || !s->attached || s->id < 0 || n == 0) return;
+  rpci_stream_consume_stream(s, n);
+  rpci_qconn_consume(s->qc, n);
 }
 
 void rpci_qconn_reset_id(rpci_qconn *qc, int64_t stream_id, uint64_t app_error) {
@@ -727,12 +738,14 @@ static void fill_settings(ngtcp2_settings *st, ngtcp2_transport_params *tp,
   ngtcp2_settings_default(st);
   st->initial_ts = rpci_now_ns();
   st->handshake_timeout = (uint64_t)p->handshake_timeout_ms * NGTCP2_MILLISECONDS;
-  st->max_window = 64u << 20;
+  /* A set conn_window is a memory bound: no auto-tuning past it. */
+  uint64_t conn_window = p->conn_window ? p->conn_window : 16u << 20;
+  st->max_window = p->conn_window ? conn_window : 64u << 20;
   st->max_stream_window = 16u << 20;
   ngtcp2_transport_params_default(tp);
   tp->initial_max_stream_data_bidi_local = 1u << 20;
   tp->initial_max_stream_data_bidi_remote = 1u << 20;
-  tp->initial_max_data = 16u << 20;
+  tp->initial_max_data = conn_window;
   tp->initial_max_streams_bidi = is_server ? p->max_concurrent_streams : 0;
   tp->initial_max_streams_uni = 0;
   tp->max_idle_timeout = (uint64_t)p->idle_timeout_ms * NGTCP2_MILLISECONDS;

@@ -91,6 +91,10 @@ typedef struct rpci_qconn_params {
   int64_t idle_timeout_ms;
   int64_t keep_alive_ms; /* 0: off */
   int64_t handshake_timeout_ms;
+  /* Connection-level receive window (initial_max_data); 0: 16 MiB. It
+   * bounds what a peer can make us buffer across all streams whose
+   * connection credit we hold back (rpci_stream_consume_stream). */
+  uint64_t conn_window;
 } rpci_qconn_params;
 
 typedef enum rpci_qconn_state {
@@ -148,6 +152,11 @@ uint64_t rpci_stream_unacked(const rpci_stream *s);
 void rpci_stream_reset(rpci_stream *s, uint64_t app_error);
 /* Gives back n bytes of receive credit (stream and connection windows). */
 void rpci_stream_consume(rpci_stream *s, size_t n);
+/* Gives back only the stream's credit; the connection's comes later with
+ * rpci_qconn_consume, so bytes buffered for work not yet started count
+ * against the connection window. */
+void rpci_stream_consume_stream(rpci_stream *s, size_t n);
+void rpci_qconn_consume(rpci_qconn *qc, size_t n);
 /* Server: resets a stream that has no rpci_stream. */
 void rpci_qconn_reset_id(rpci_qconn *qc, int64_t stream_id, uint64_t app_error);
 
