@@ -10,7 +10,8 @@
  *
  * Two native helpers are added: poll(fds, timeout_ms), used by the
  * server's serve loop to wait on the server fd and the fds of requests
- * whose handler coroutines are waiting for a message, and monotonic()
+ * whose handler coroutines are waiting for a message or for room to send
+ * (and, with timeout 0, to test one send fd), and monotonic()
  * (seconds on CLOCK_MONOTONIC) for its timers.
  */
 
@@ -62,6 +63,11 @@
   SWIG_arg++;
 }
 
+/* ---- listing entries: rpcnet_request_metadata_at / rpcnet_call_trailer_at
+ * return the key, then the value (borrowed, copied into a string): two
+ * results, nil, nil past the end. ---- */
+%apply (const void **borrowed, size_t *borrowed_len) { (const void **value, size_t *len) };
+
 /* ---- status message out ---- */
 %typemap(in, numinputs=0) const char **message (const char *tmp = NULL) {
   $1 = &tmp;
@@ -78,6 +84,12 @@
 %typemap(argout) rpcnet_request **out {
   if (*$1) SWIG_NewPointerObj(L, *$1, $*1_descriptor, 0);
   else lua_pushnil(L);
+  SWIG_arg++;
+}
+
+/* Counts (rpcnet_*_count) as Lua integers. */
+%typemap(out) size_t {
+  lua_pushinteger(L, (lua_Integer)$1);
   SWIG_arg++;
 }
 

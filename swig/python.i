@@ -74,6 +74,32 @@
   $result = SWIG_Python_AppendOutput($result, o);
 }
 
+/* ---- listing entries: rpcnet_request_metadata_at / rpcnet_call_trailer_at
+ * return the key; with the value they become (key, value_bytes), or None
+ * when the index is past the end. The value is borrowed: copied. ---- */
+%typemap(in, numinputs=0) (const void **value, size_t *len)
+    (const void *tmp = NULL, size_t tmplen = 0) {
+  $1 = &tmp;
+  $2 = &tmplen;
+}
+%typemap(argout) (const void **value, size_t *len) {
+  if ($result && $result != Py_None) {
+    PyObject *v_, *t_;
+    if (*$1) {
+      v_ = PyBytes_FromStringAndSize((const char *)*$1, (Py_ssize_t)*$2);
+      if (!v_) SWIG_fail;
+    } else {
+      v_ = Py_None;
+      Py_INCREF(v_);
+    }
+    t_ = PyTuple_Pack(2, $result, v_);
+    Py_DECREF(v_);
+    if (!t_) SWIG_fail;
+    Py_DECREF($result);
+    $result = t_;
+  }
+}
+
 /* ---- status message out ---- */
 %typemap(in, numinputs=0) const char **message (const char *tmp = NULL) {
   $1 = &tmp;

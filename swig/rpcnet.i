@@ -11,6 +11,11 @@
  *       the language's bytes type and freed with rpcnet_free.
  *   (const void **borrowed, size_t *borrowed_len): a buffer owned by the
  *       library, copied out (nil/None when the pointer is NULL).
+ *   (const void **value, size_t *len) of the *_at listing functions
+ *       (rpcnet_request_metadata_at, rpcnet_call_trailer_at), which return
+ *       the key: the borrowed value copied out with the key. Python returns
+ *       the tuple (key, value_bytes), or None past the end; Lua returns
+ *       key, value (nil, nil past the end).
  *   rpcnet_request **out: the request taken by rpcnet_server_next.
  *   const char **message: a status message out (string).
  * Functions returning status ints return them unchanged; the idiomatic
@@ -61,6 +66,12 @@
 %feature("nothread") rpcnet_call_status;
 %feature("nothread") rpcnet_call_fd;
 %feature("nothread") rpcnet_call_cancel;
+%feature("nothread") rpcnet_call_send_fd;
+%feature("nothread") rpcnet_request_send_fd;
+%feature("nothread") rpcnet_request_metadata_count;
+%feature("nothread") rpcnet_request_metadata_at;
+%feature("nothread") rpcnet_call_trailer_count;
+%feature("nothread") rpcnet_call_trailer_at;
 %feature("nothread") rpcnet_swig_request_data;
 %feature("nothread") rpcnet_swig_request_metadata;
 %feature("nothread") rpcnet_swig_call_trailer;

@@ -97,6 +97,19 @@ local function timeout_ms(t)
   return math.tointeger(ms)
 end
 
+-- Metadata or trailers as a plain table key -> string (binary safe; "-bin"
+-- keys carry bytes), listed with a rpcnet_*_count / rpcnet_*_at pair. The
+-- wire holds one value per key.
+local function list_metadata(count, at, h)
+  local t = {}
+  for i = 0, count(h) - 1 do
+    local k, v = at(h, i)
+    if k == nil then break end
+    if t[k] == nil then t[k] = v or "" end
+  end
+  return t
+end
+
 local function make_config(opts, what)
   local cfg = C.rpcnet_config_new()
   if not cfg then raise(C.RPCNET_RESOURCE_EXHAUSTED, "out of memory") end
@@ -165,7 +178,7 @@ local function new_call(client, method, opts)
   opts = opts or {}
   local ch = C.rpcnet_client_start(h, method, timeout_ms(opts.timeout))
   if not ch then raise_last(C.RPCNET_UNAVAILABLE, "cannot start call") end
-  local call = setmetatable({_h = ch, _client = client, method = method}, Call)
+  local call = setmetatable({_h = ch, _client = client, method = method, trailers = {}}, Call)
   client._calls[call] = true
   if opts.metadata then
     for k, v in pairs(opts.metadata) do
@@ -227,6 +240,7 @@ function Call:recv_raw(timeout)
   if st == WOULD_BLOCK then return nil, "WOULD_BLOCK" end
   if st == END_OF_STREAM then
     local code, msg = C.rpcnet_call_status(h)
+    self.trailers = list_metadata(C.rpcnet_call_trailer_count, C.rpcnet_call_trailer_at, h)
     self.status, self.message = code, msg
     self.status_name = C.rpcnet_status_name(code)
     if code ~= OK then raise(code, msg) end
@@ -244,15 +258,26 @@ function Call:messages() return function() return self:recv() end end
 function Call:messages_raw() return function() return self:recv_raw() end end
 Call.__call = function(self) return self:recv() end
 
--- The first value of trailing metadata key once the call ended, or nil.
+-- The value of trailing metadata key once the call ended, or nil (the
+-- whole set: call.trailers, a plain table, filled when the end is read).
 function Call:trailer(key)
   return (C.rpcnet_swig_call_trailer(call_h(self), key))
 end
 function Call:fd() return C.rpcnet_call_fd(call_h(self)) end
 
+-- opts.trailers: true for every trailer, or a list of keys for those only;
+-- the table key -> string returned as a second value.
+local function wanted_trailers(call, want)
+  if not want then return nil end
+  if want == true then return call.trailers end
+  local tr = {}
+  for _, k in ipairs(want) do tr[k] = call.trailers[k] end
+  return tr
+end
+
 -- Unary: returns the decoded answer. With opts.metadata the call uses a
--- call handle; opts.trailers (a list of keys) asks for those trailers,
--- returned as a second value (table key -> string).
+-- call handle; opts.trailers (true, or a list of keys) asks for the
+-- trailers, returned as a second value (table key -> string).
 local function unary(self, method, data, opts)
   local h = check_client(self)
   opts = opts or {}
@@ -267,12 +292,7 @@ local function unary(self, method, data, opts)
   call:close_send()
   local resp = call:recv_raw()
   while call:recv_raw() do end -- reach the status (raises on failure)
-  local tr
-  if opts.trailers then
-    tr = {}
-    for _, k in ipairs(opts.trailers) do tr[k] = call:trailer(k) end
-  end
-  return resp, tr
+  return resp, wanted_trailers(call, opts.trailers)
 end
 function Client:call_raw(method, data, opts)
   return unary(self, method, as_raw(data, "call_raw"), opts)
@@ -308,12 +328,7 @@ function Client:client_stream(method, source, opts)
   call:close_send()
   local resp = call:recv()
   while call:recv_raw() do end
-  local tr
-  if opts and opts.trailers then
-    tr = {}
-    for _, k in ipairs(opts.trailers) do tr[k] = call:trailer(k) end
-  end
-  return resp, tr
+  return resp, wanted_trailers(call, opts and opts.trailers)
 end
 
 -- Bidirectional streaming: a call object (send, close_send, recv,
@@ -406,7 +421,8 @@ local function new_ctx(task)
     -- seconds left at dispatch, or nil when the client set no deadline
     deadline = ms >= 0 and ms / 1000 or nil,
   }, Ctx)
-  ctx.metadata = setmetatable({}, {__index = function(_, k) return ctx:get_metadata(k) end})
+  -- every entry, a plain table key -> string (pairs works)
+  ctx.metadata = list_metadata(C.rpcnet_request_metadata_count, C.rpcnet_request_metadata_at, req)
   return ctx
 end
 
@@ -434,8 +450,25 @@ function Stream:recv()
   return decode(data)
 end
 function Stream:messages() return function() return self:recv() end end
+-- Sending: in a serve() coroutine, send only while the request's send fd
+-- says there is room (rpcnet_request_send would not block); otherwise
+-- yield, and the loop waits on that fd. Elsewhere rpcnet_request_send
+-- blocks under backpressure.
 function Stream:send_raw(data)
-  local st = C.rpcnet_request_send(req_of(self), as_raw(data, "send_raw"))
+  local task = self._task
+  data = as_raw(data, "send_raw")
+  local r = req_of(self)
+  if coroutine.isyieldable() and task.co == coroutine.running() then
+    while true do
+      local fd = C.rpcnet_request_send_fd(r)
+      if fd < 0 or C.poll({fd}, 0) > 0 then break end
+      task.wait_send = true
+      coroutine.yield()
+      task.wait_send = false
+      r = req_of(self)
+    end
+  end
+  local st = C.rpcnet_request_send(r, data)
   if st ~= OK then raise_last(st) end
 end
 function Stream:send(v) return self:send_raw(encode(v)) end
@@ -524,6 +557,13 @@ local function dispatch(self, req)
   end
 end
 
+-- The fd a waiting task waits on: the request's send fd while it waits
+-- for room to send, else its recv fd.
+local function task_fd(t)
+  if t.wait_send then return C.rpcnet_request_send_fd(t.req) end
+  return C.rpcnet_request_fd(t.req)
+end
+
 -- Resumes every waiting task once (round-robin) and drops finished ones.
 local function step_tasks(self)
   local tasks, keep = self._tasks, {}
@@ -555,7 +595,7 @@ function Server:step(timeout_ms_)
       if t.wake_at then
         wait = math.max(0, math.min(wait, math.tointeger(math.ceil((t.wake_at - now) * 1000))))
       elseif t.req then
-        local fd = C.rpcnet_request_fd(t.req)
+        local fd = task_fd(t)
         if fd < 0 then wait = math.min(wait, 5) else fds[#fds + 1] = fd end
       end
     end
@@ -600,7 +640,7 @@ function Server:_do_shutdown()
   while #self._tasks > 0 and C.monotonic() < deadline do
     local fds = {}
     for _, t in ipairs(self._tasks) do
-      if t.req then fds[#fds + 1] = C.rpcnet_request_fd(t.req) end
+      if t.req then fds[#fds + 1] = task_fd(t) end
     end
     C.poll(fds, 10)
     step_tasks(self)

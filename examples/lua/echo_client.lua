@@ -6,8 +6,10 @@ local dir, addr = arg[1] or "pki", arg[2] or "127.0.0.1:7000"
 
 local c <close> = rpcnet.connect(addr, {ca_file = dir .. "/ca.pem"})
 
-local v = c:call("echo", {hello = "world", n = 42, pi = 3.25, raw = rpcnet.bytes("\0\1")}, {timeout = 2})
+local v, trailers = c:call("echo", {hello = "world", n = 42, pi = 3.25, raw = rpcnet.bytes("\0\1")},
+                          {timeout = 2, trailers = true})
 print("echo:", v.hello, v.n, v.pi, #v.raw)
+for k, val in pairs(trailers) do print("trailer:", k, val) end
 
 local s <close> = c:bidi("echo_stream", {timeout = 5})
 for i = 1, 3 do s:send("message " .. i) end

@@ -28,7 +28,7 @@ def main() -> None:
                 print("chat ->", next(chat))
             chat.close_send()
             list(chat)
-            print("chat status:", chat.status_name)
+            print("chat status:", chat.status_name, "trailers:", dict(chat.trailers))
 
         async def concurrently():
             return await asyncio.gather(*(client.acall("add", {"a": i, "b": i}) for i in range(5)))

@@ -213,6 +213,61 @@ if port then
     eq(v.cancelled, false); eq(v.method, "meta")
     eq(tr["x-trace"], "abc"); eq(tr["blob-bin"], "\0\1\2"); eq(tr.missing, nil)
   end)
+  test("metadata and trailers as plain tables (pairs)", function()
+    local md = {["x-a"] = "1", ["x-b-bin"] = "\0\255", ["x-c"] = "three"}
+    local v, tr = c:call("md_all", {["t-text"] = "v", ["t-blob-bin"] = rpcnet.bytes("\0\1")},
+                         {metadata = md, trailers = true})
+    eq(v.plain, true, "ctx.metadata is a plain table")
+    local n = 0
+    for k, want in pairs(md) do
+      local got = v.md[k]
+      if k:sub(-4) == "-bin" then got = got:value() end
+      eq(got, want, "metadata " .. k)
+      n = n + 1
+    end
+    assert(v.n >= n, "every entry listed")
+    eq(getmetatable(tr), nil, "trailers are a plain table")
+    local keys = {}
+    for k, val in pairs(tr) do keys[#keys + 1] = k; eq(type(val), "string") end
+    table.sort(keys)
+    eq(table.concat(keys, ","), "t-blob-bin,t-text")
+    eq(tr["t-text"], "v"); eq(tr["t-blob-bin"], "\0\1")
+    -- a list of keys still picks those
+    local _, tr2 = c:call("md_all", {["t-text"] = "w"}, {trailers = {"t-text", "nope"}})
+    eq(tr2["t-text"], "w"); eq(tr2.nope, nil)
+    -- call objects: .trailers empty until the end, then every trailer
+    local s <close> = c:bidi("chat", {timeout = 5})
+    eq(next(s.trailers), nil)
+    s:send("x"); eq(s:recv().echo, "x"); s:close_send()
+    for _ in s:messages() do end
+    n = 0
+    for k, val in pairs(s.trailers) do n = n + 1; eq(k, "done"); eq(val, "yes") end
+    eq(n, 1)
+  end)
+  test("a slow reader does not block the serve loop (send waits on the send fd)", function()
+    local size, count = 64 * 1024, 200 -- 12.5 MiB: far past what the client buffers
+    local s <close> = c:server_stream("flood", {n = count, size = size}, {timeout = 30})
+    eq(#s:recv_raw(), size)
+    rpcnet.sleep(0.5) -- read nothing: the handler fills the window and waits
+    local c2 <close> = rpcnet.connect(addr, copts)
+    for _, cl in ipairs({c2, c}) do -- another connection, and the same one
+      local t0 = rpcnet.monotonic()
+      eq(cl:call("add", {a = 1, b = 2}, {timeout = 5}).sum, 3)
+      local st <close> = cl:server_stream("countdown", 2, {timeout = 5})
+      eq(st(), 2); eq(st(), 1); eq(st(), nil)
+      local dt = rpcnet.monotonic() - t0
+      assert(dt < 1, "other calls waited " .. dt .. " s behind the slow reader")
+    end
+    local got = 1
+    while true do
+      local m = s:recv_raw()
+      if m == nil then break end
+      got = got + 1
+      eq(#m, size); eq(m:byte(1), got % 256)
+    end
+    eq(got, count); eq(s.status, 0); eq(s.trailers.sent, tostring(count))
+    assert(tonumber(s.trailers.seconds) >= 0.4, "the handler did wait for the reader")
+  end)
   test("server streaming with an iterator", function()
     local got = {}
     for m in c:server_stream("countdown", 3) do got[#got + 1] = m end

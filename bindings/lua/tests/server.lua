@@ -41,6 +41,26 @@ s:handle_stream("chat", function(stream, ctx)
   end
   ctx:set_trailer("done", "yes")
 end)
+-- Sets req's entries as trailers; answers with every metadata entry
+-- (ctx.metadata is a plain table: pairs) and whether it is a plain table.
+s:handle("md_all", function(req, ctx)
+  for k, v in pairs(req) do ctx:set_trailer(k, v) end
+  local md, n = rpcnet.map{}, 0
+  for k, v in pairs(ctx.metadata) do
+    n = n + 1
+    md[k] = k:sub(-4) == "-bin" and rpcnet.bytes(v) or v
+  end
+  return {md = md, n = n, plain = getmetatable(ctx.metadata) == nil}
+end)
+-- Sends req.n raw messages of req.size bytes: far more than the client
+-- buffers, so a client that stops reading holds this handler in send.
+s:handle_stream("flood", function(stream, ctx)
+  local req = stream:recv()
+  local t0 = rpcnet.monotonic()
+  for i = 1, req.n do stream:send_raw(string.rep(string.char(i % 256), req.size)) end
+  ctx:set_trailer("sent", tostring(req.n))
+  ctx:set_trailer("seconds", string.format("%.3f", rpcnet.monotonic() - t0))
+end)
 s:handle("shutdown", function() s:shutdown(1) return true end)
 
 local port = s:listen("127.0.0.1:0")

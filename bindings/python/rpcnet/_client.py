@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import math
 import threading
 import weakref
-from typing import Any, AsyncIterator, Iterable, Iterator, Mapping, Optional, Tuple, Union
+from typing import (Any, AsyncIterator, Dict, Iterable, Iterator, List, Mapping, Optional, Set,
+                    Tuple, Union)
 
 from . import _rpcnet_c as _c
 from . import cbor
@@ -86,25 +88,54 @@ def _md_value(key: str, raw: Optional[bytes]) -> Union[str, bytes, None]:
     return raw.decode("utf-8", "replace")
 
 
-class Trailers:
-    """Trailing metadata of an ended call, looked up by key (the C API gives
-    the first value per key). Text keys give str, "-bin" keys bytes."""
+class MetadataMap(collections.abc.Mapping):  # type: ignore[type-arg]
+    """Read-only metadata (request metadata or trailers): a Mapping of key to
+    value in the order received (the wire's canonical order). Text keys give
+    str, keys ending in "-bin" bytes. The wire holds one value per key (a
+    sender given several sends the first). A snapshot: it stays valid after
+    the call or request is released."""
 
-    def __init__(self, call: "Call") -> None:
-        self._call = call
+    __slots__ = ("_map",)
 
-    def get(self, key: str, default: Any = None) -> Any:
-        v = self._call._trailer(key)
-        return default if v is None else v
+    def __init__(self, entries: Iterable[Tuple[str, Union[str, bytes]]] = ()) -> None:
+        m: Dict[str, Union[str, bytes]] = {}
+        for k, v in entries:
+            m.setdefault(k, v)
+        self._map = m
 
-    def __getitem__(self, key: str) -> Any:
-        v = self._call._trailer(key)
-        if v is None:
-            raise KeyError(key)
-        return v
+    def __getitem__(self, key: str) -> Union[str, bytes]:
+        return self._map[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self._call._trailer(key) is not None
+        return key in self._map
+
+    def __repr__(self) -> str:
+        return "%s(%r)" % (type(self).__name__, self._map)
+
+
+def _list_metadata(count: Any, at: Any, handle: Any) -> List[Tuple[str, Union[str, bytes]]]:
+    """(key, value) pairs through a *_count / *_at pair of the C API."""
+    out: List[Tuple[str, Union[str, bytes]]] = []
+    for i in range(count(handle)):
+        entry = at(handle, i)
+        if entry is None:
+            break
+        k, raw = entry
+        out.append((k, _md_value(k, raw if raw is not None else b"")))  # type: ignore[arg-type]
+    return out
+
+
+class Trailers(MetadataMap):
+    """Trailing metadata of an ended call (empty before the end): a
+    read-only Mapping, see MetadataMap."""
+
+    __slots__ = ()
 
 
 class Call:
@@ -126,6 +157,9 @@ class Call:
         self._ended = False
         self._status: Optional[int] = None
         self._message = ""
+        self._trailers: Optional[Trailers] = None
+        # asyncio waiters per readiness fd: fd -> (loop, futures)
+        self._fd_waiters: Dict[int, Tuple[Any, Set[Any]]] = {}
         ptr = client._start(method, _timeout_ms(timeout))
         self._ptr: Any = ptr
         client._track(self)
@@ -156,6 +190,8 @@ class Call:
 
     def _finish(self) -> None:
         st, msg = _c.rpcnet_call_status(self._ptr)
+        self._trailers = Trailers(_list_metadata(_c.rpcnet_call_trailer_count,
+                                                 _c.rpcnet_call_trailer_at, self._ptr))
         self._ended = True
         self._status = st
         self._message = msg
@@ -167,10 +203,6 @@ class Call:
             if st == END_OF_STREAM:
                 self._finish()
             return st, data
-
-    def _trailer(self, key: str) -> Union[str, bytes, None]:
-        with self._busy:
-            return _md_value(key, _c.rpcnet_swig_call_trailer(self._p(), key))
 
     def _check_end(self) -> None:
         if self._status is not None and self._status != OK:
@@ -235,24 +267,66 @@ class Call:
         return out
 
     # -- asyncio ----------------------------------------------------------
-    async def _await_readable(self) -> None:
+    async def _await_fd(self, send: bool) -> None:
+        """Waits until the call's recv fd (send=False) or send fd (send=True)
+        is readable, with loop.add_reader. Any number of tasks may wait on
+        one call: they share one reader per fd. close() wakes them."""
         loop = asyncio.get_running_loop()
         with self._busy:
-            fd = _c.rpcnet_call_fd(self._p())
-        if fd < 0:
+            p = self._p()
+            fd = _c.rpcnet_call_send_fd(p) if send else _c.rpcnet_call_fd(p)
+        if fd < 0:  # no descriptor could be made: poll
             await asyncio.sleep(0.001)
             return
         fut = loop.create_future()
+        entry = self._fd_waiters.get(fd)
+        if entry is None or entry[0] is not loop:
+            if entry is not None:  # left over from another loop
+                self._wake_fd(fd)
+            entry = (loop, set())
+            self._fd_waiters[fd] = entry
 
-        def ready() -> None:
-            if not fut.done():
-                fut.set_result(None)
+            def ready() -> None:
+                self._wake_fd(fd)
 
-        loop.add_reader(fd, ready)
+            loop.add_reader(fd, ready)
+        entry[1].add(fut)
         try:
             await fut
         finally:
-            loop.remove_reader(fd)
+            cur = self._fd_waiters.get(fd)
+            if cur is entry:
+                entry[1].discard(fut)
+                if not entry[1]:
+                    del self._fd_waiters[fd]
+                    loop.remove_reader(fd)
+
+    def _wake_fd(self, fd: int) -> None:
+        """In the fd's loop: stop watching fd and wake its waiters."""
+        entry = self._fd_waiters.pop(fd, None)
+        if entry is None:
+            return
+        loop, futs = entry
+        loop.remove_reader(fd)
+        for f in futs:
+            if not f.done():
+                f.set_result(None)
+
+    def _wake_all(self) -> None:
+        """Wakes every asyncio waiter (from any thread): the call is going
+        away, its fds with it."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for fd, (loop, _) in list(self._fd_waiters.items()):
+            if loop is running:
+                self._wake_fd(fd)  # at once, before the fd is closed
+                continue
+            try:
+                loop.call_soon_threadsafe(self._wake_fd, fd)
+            except RuntimeError:  # loop closed
+                self._fd_waiters.pop(fd, None)
 
     async def arecv(self) -> Tuple[int, Optional[bytes]]:
         while True:
@@ -260,7 +334,7 @@ class Call:
             if st != WOULD_BLOCK:
                 return st, data
             try:
-                await self._await_readable()
+                await self._await_fd(False)
             except asyncio.CancelledError:
                 self.cancel()
                 raise
@@ -279,9 +353,10 @@ class Call:
         raise StopAsyncIteration
 
     async def asend(self, value: Any) -> None:
-        """send() that waits for room without blocking the event loop."""
+        """send() that waits for room without blocking the event loop: under
+        backpressure it waits for the call's send fd (rpcnet_call_send_fd)
+        with loop.add_reader, then sends."""
         data = self._enc(value)
-        delay = 0.0005
         while True:
             with self._busy:
                 st = _c.rpcnet_call_send_timeout(self._p(), data, 0)
@@ -289,8 +364,7 @@ class Call:
                 return
             if st != WOULD_BLOCK:
                 _raise(st)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.02)
+            await self._await_fd(True)
 
     async def aresult(self) -> Any:
         if not self._ended:
@@ -319,7 +393,10 @@ class Call:
 
     @property
     def trailers(self) -> Trailers:
-        return Trailers(self)
+        """Trailing metadata, a read-only Mapping (empty until the call
+        ended; then str values for text keys, bytes for "-bin" keys)."""
+        t = self._trailers
+        return t if t is not None else Trailers()
 
     def cancel(self) -> None:
         """Cancels the call (any thread, any time)."""
@@ -336,6 +413,8 @@ class Call:
             ptr = self._ptr
             if ptr is not None:
                 _c.rpcnet_call_cancel(ptr)  # wakes a recv/send in another thread
+        if self._fd_waiters:
+            self._wake_all()  # asyncio waiters stop watching fds about to close
         with self._busy:
             freed = self._ptr is not None
             if freed:

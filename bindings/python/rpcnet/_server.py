@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 from . import _rpcnet_c as _c
 from . import cbor
-from ._client import _make_config, _md_bytes, _md_value, _raise
+from ._client import MetadataMap, _list_metadata, _make_config, _md_bytes, _raise
 from ._errors import (
     DEADLINE_EXCEEDED,
     END_OF_STREAM,
@@ -24,25 +24,44 @@ from ._errors import (
 Handler = Callable[[Any, "Context"], Any]
 
 
-class RequestMetadata:
-    """Request metadata, looked up by key (first value). Text keys give str,
-    keys ending in "-bin" bytes. Valid while the handler runs."""
+class RequestMetadata(MetadataMap):
+    """Request metadata: a read-only Mapping (iterate it, ``len``, ``in``,
+    ``get``, ``items()``...; see MetadataMap). Text keys give str, keys ending
+    in "-bin" bytes. Listed from the request the first time it is used
+    while the handler runs, then kept."""
+
+    __slots__ = ("_ctx",)
 
     def __init__(self, ctx: "Context") -> None:
-        self._ctx = ctx
+        self._ctx: Optional["Context"] = ctx
+        super().__init__()
 
-    def get(self, key: str, default: Any = None) -> Any:
-        v = _md_value(key, _c.rpcnet_swig_request_metadata(self._ctx._p(), key))
-        return default if v is None else v
+    def _load(self) -> None:
+        ctx = self._ctx
+        if ctx is not None:
+            MetadataMap.__init__(self, _list_metadata(_c.rpcnet_request_metadata_count,
+                                                      _c.rpcnet_request_metadata_at, ctx._p()))
+            self._ctx = None
 
-    def __getitem__(self, key: str) -> Any:
-        v = self.get(key)
-        if v is None:
-            raise KeyError(key)
-        return v
+    def __getitem__(self, key: str) -> Union[str, bytes]:
+        self._load()
+        return super().__getitem__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self._load()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._load()
+        return super().__len__()
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.get(key) is not None
+        self._load()
+        return super().__contains__(key)
+
+    def __repr__(self) -> str:
+        self._load()
+        return super().__repr__()
 
 
 class Context:

@@ -63,6 +63,24 @@ def make_server(certs, **opts):
             "method": ctx.method,
         }
 
+    @srv.method("md_all")
+    def md_all(req, ctx):
+        md = ctx.metadata
+        for k, v in req or []:  # [key, value] pairs to send back as trailers
+            ctx.set_trailer(k, v)
+        try:
+            md["x-new"] = "v"
+            writable = True
+        except TypeError:
+            writable = False
+        return {
+            "keys": list(md),
+            "dict": dict(md),
+            "items": [list(kv) for kv in md.items()],
+            "len": len(md),
+            "writable": writable,
+        }
+
     @srv.stream("count")
     def count(reqs, ctx):
         n = next(iter(reqs))

@@ -69,3 +69,122 @@ def test_async_cancel(client):
         with pytest.raises(asyncio.CancelledError):
             await task
     run(main())
+
+
+def test_asend_waits_on_send_fd_under_backpressure(certs, monkeypatch):
+    """A server that stops reading stalls asend: the task stays pending
+    without retrying (it waits on rpcnet_call_send_fd, no polling), the loop
+    stays free, and sending resumes once the server reads again."""
+    import threading
+
+    gate = threading.Event()
+    srv = rpcnet.Server(cert_file=str(certs / "server.pem"),
+                        key_file=str(certs / "server-key.pem"))
+
+    @srv.stream("sink", raw=True)
+    def sink(reqs, ctx):
+        it = iter(reqs)
+        next(it)
+        gate.wait(30)  # stop reading until the test says so
+        return str(1 + sum(1 for _ in it)).encode()
+
+    srv.listen("127.0.0.1:0")
+    srv.start(workers=2)
+    real_send = rpcnet._rpcnet_c.rpcnet_call_send_timeout
+    attempts = [0]
+
+    def counting_send(*args):
+        attempts[0] += 1
+        return real_send(*args)
+
+    monkeypatch.setattr(rpcnet._rpcnet_c, "rpcnet_call_send_timeout", counting_send)
+    n_msgs = 160  # 10 MiB: well past the call's send window and flow control
+    chunk = bytes(64 * 1024)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        with rpcnet.connect("127.0.0.1:%d" % srv.port, ca_file=str(certs / "ca.pem"),
+                            server_name="localhost") as client:
+            with client.stream("sink", raw=True, timeout=60) as c:
+                sent = 0
+
+                async def sender():
+                    nonlocal sent
+                    for _ in range(n_msgs):
+                        await c.asend(chunk)
+                        sent += 1
+
+                task = asyncio.ensure_future(sender())
+                # wait until sending stalls (no progress for 0.3 s)
+                last, stop = -1, loop.time() + 15
+                while sent != last:
+                    last = sent
+                    await asyncio.sleep(0.3)
+                    assert loop.time() < stop, "sending never stalled"
+                assert not task.done() and 0 < sent < n_msgs
+
+                # blocked without spinning, and the loop is free meanwhile
+                before, ticks = attempts[0], 0
+                for _ in range(50):
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+                assert ticks == 50
+                assert attempts[0] - before <= 1, "asend retried %d times while stalled" % (
+                    attempts[0] - before)
+                assert not task.done() and sent == last
+
+                gate.set()  # the server reads again: the sender resumes
+                await asyncio.wait_for(task, 30)
+                assert sent == n_msgs
+                c.close_send()
+                assert await c.aresult() == str(n_msgs).encode()
+                assert c.status == rpcnet.OK
+
+    try:
+        run(main())
+    finally:
+        gate.set()
+        srv.shutdown(drain=1.0)
+
+
+def test_concurrent_asend_and_close_wakes_waiters(certs):
+    """Two tasks stalled in asend on one call share the send fd; closing the
+    call wakes both with ClosedError instead of leaving them hanging."""
+    import threading
+
+    gate = threading.Event()
+    srv = rpcnet.Server(cert_file=str(certs / "server.pem"),
+                        key_file=str(certs / "server-key.pem"))
+
+    @srv.stream("sink", raw=True)
+    def sink(reqs, ctx):
+        gate.wait(30)
+        return b""
+
+    srv.listen("127.0.0.1:0")
+    srv.start(workers=2)
+    chunk = bytes(64 * 1024)
+
+    async def main():
+        with rpcnet.connect("127.0.0.1:%d" % srv.port, ca_file=str(certs / "ca.pem"),
+                            server_name="localhost") as client:
+            c = client.stream("sink", raw=True, timeout=60)
+
+            async def sender():
+                for _ in range(1000):
+                    await c.asend(chunk)
+
+            tasks = [asyncio.ensure_future(sender()) for _ in range(2)]
+            await asyncio.sleep(1.0)
+            assert not any(t.done() for t in tasks)
+            c.close()
+            done, pending = await asyncio.wait(tasks, timeout=5)
+            assert not pending, "a waiter was left hanging"
+            for t in done:
+                assert isinstance(t.exception(), (rpcnet.ClosedError, rpcnet.Cancelled))
+
+    try:
+        run(main())
+    finally:
+        gate.set()
+        srv.shutdown(drain=0.5)

@@ -1,3 +1,4 @@
+import collections.abc
 import threading
 import time
 
@@ -89,6 +90,44 @@ def test_trailers(client):
         assert c.trailers["x-t"] == "v"
         assert c.trailers.get("x-b-bin") == b"\x01\x00"
         assert "nope" not in c.trailers
+
+
+def test_metadata_and_trailers_are_mappings(client):
+    md = {"x-a": "1", "x-b-bin": b"\x00\xff", "x-c": "three"}
+    trailers = [["t-text", "v"], ["t-blob-bin", b"\x01\x00"], ["t-text", "second"]]
+    with client.stream("md_all", metadata=md) as c:
+        c.send(trailers)
+        r = c.result()
+        # request metadata as the handler saw it: a full, read-only mapping
+        assert r["writable"] is False
+        for k, v in md.items():
+            assert r["dict"][k] == v and type(r["dict"][k]) is type(v)
+        assert sorted(r["keys"]) == sorted(r["dict"]) and set(md) <= set(r["keys"])
+        assert r["len"] == len(r["keys"]) == len(r["dict"])
+        assert sorted(map(tuple, r["items"])) == sorted(r["dict"].items())
+        # trailers: iterate, len, items; one value per key (the first set)
+        t = c.trailers
+        assert isinstance(t, rpcnet.Trailers) and isinstance(t, collections.abc.Mapping)
+        assert dict(t) == {"t-text": "v", "t-blob-bin": b"\x01\x00"}
+        assert sorted(t) == ["t-blob-bin", "t-text"] and len(t) == 2
+        assert sorted(t.items()) == [("t-blob-bin", b"\x01\x00"), ("t-text", "v")]
+        assert t.get("nope", 7) == 7 and "t-text" in t and "nope" not in t
+        assert isinstance(t["t-blob-bin"], bytes) and isinstance(t["t-text"], str)
+        with pytest.raises(TypeError):
+            t["x"] = "y"  # type: ignore[index]
+        with pytest.raises(KeyError):
+            t["nope"]
+    assert dict(c.trailers) == dict(t)  # a snapshot: still there after close
+
+
+def test_trailers_empty_before_end_and_without_any(client):
+    with client.bidi("double") as b:
+        assert len(b.trailers) == 0 and dict(b.trailers) == {}
+        b.send(1)
+        assert next(b) == 2
+        b.close_send()
+        assert list(b) == []
+        assert dict(b.trailers) == {}
 
 
 def test_server_stream(client):
