@@ -12,7 +12,6 @@ import (
 	"math/big"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -313,9 +312,6 @@ func (d *decoder) item(depth int) (any, error) {
 				return nil, verr("duplicate_key", "keys equal as Go values")
 			}
 			m[gk] = vals[i]
-			if len(m) != i+1 { // NaN keys never compare equal; fine
-				_ = m
-			}
 		}
 		return m, nil
 	case 6:
@@ -979,5 +975,3 @@ func toBig(x any) (*big.Int, bool) {
 	}
 	return nil, false
 }
-
-var _ = strconv.Itoa

@@ -46,38 +46,46 @@ int rn_status(rpcnet_call *call, char **msg) {
   return st;
 }
 
-// A whole unary call on a started handle: send, close_send, recv to the end.
-int rn_unary(rpcnet_call *call, const void *req, size_t n, void **resp, size_t *rlen,
-                    char **msg) {
-  *resp = NULL;
-  *rlen = 0;
+// First half of a unary call on a started handle: send the request and
+// close the sending side. Neither waits unless the send window is full.
+int rn_unary_begin(rpcnet_call *call, const void *req, size_t n, char **msg) {
   int st = rpcnet_call_send(call, req, n);
   if (st == RPCNET_OK) st = rpcnet_call_close_send(call);
   if (st != RPCNET_OK) {
     *msg = rn_dup_err();
     rpcnet_call_cancel(call);
-    return st;
   }
+  return st;
+}
+
+// Second half: receives up to timeout_ms (0: only what is queued, < 0: to
+// the end). Returns RPCNET_WOULD_BLOCK while the call runs (*resp keeps the
+// message received so far across calls), else the final status; on a
+// failure *resp is freed and NULL.
+int rn_unary_poll(rpcnet_call *call, int timeout_ms, void **resp, size_t *rlen, char **msg) {
   for (;;) {
     void *d = NULL;
     size_t l = 0;
-    int r = rpcnet_call_recv(call, -1, &d, &l);
+    int r = rpcnet_call_recv(call, timeout_ms, &d, &l);
     if (r == RPCNET_OK) {
       if (!*resp) { *resp = d; *rlen = l; } else rpcnet_free(d);
       continue;
     }
-    if (r == RPCNET_END_OF_STREAM) break;
-    rpcnet_call_cancel(call);  // WOULD_BLOCK cannot happen with -1
+    if (r == RPCNET_WOULD_BLOCK) return r;
+    break; // RPCNET_END_OF_STREAM
   }
-  st = rn_status(call, msg);
-  if (st == RPCNET_OK && !*resp) {
-    // C library bug: the call ended OK without delivering its message.
-    free(*msg);
-    *msg = strdup("call ended OK without its response message (rpcnet call-handle bug)");
-    return RPCNET_DATA_LOSS;
-  }
+  int st = rn_status(call, msg);
   if (st != RPCNET_OK) { rpcnet_free(*resp); *resp = NULL; *rlen = 0; }
   return st;
+}
+
+// A whole unary call, blocking the calling thread.
+int rn_unary(rpcnet_call *call, const void *req, size_t n, void **resp, size_t *rlen,
+             char **msg) {
+  *resp = NULL;
+  *rlen = 0;
+  int st = rn_unary_begin(call, req, n, msg);
+  return st ? st : rn_unary_poll(call, -1, resp, rlen, msg);
 }
 
 int rn_send(rpcnet_call *call, const void *d, size_t n, char **err) {
@@ -142,9 +150,17 @@ int rn_req_trailer(rpcnet_request *r, const char *k, const void *v, size_t n, ch
   return st;
 }
 
-int rn_client_call(rpcnet_client *cli, const char *m, const void *req, size_t n, void **resp,
-                   size_t *rlen, int timeout_ms, char **msg) {
-  int st = rpcnet_client_call(cli, m, req, n, resp, rlen, timeout_ms);
-  if (st) *msg = rn_dup_err();
-  return st;
+// Metadata listing (const void ** outputs as const char ** for cgo).
+const char *rn_req_md_at(rpcnet_request *r, size_t i, const char **v, size_t *n) {
+  const void *p = NULL;
+  const char *k = rpcnet_request_metadata_at(r, i, &p, n);
+  *v = p;
+  return k;
+}
+
+const char *rn_trailer_at(rpcnet_call *call, size_t i, const char **v, size_t *n) {
+  const void *p = NULL;
+  const char *k = rpcnet_call_trailer_at(call, i, &p, n);
+  *v = p;
+  return k;
 }

@@ -20,5 +20,8 @@ int rn_req_send(rpcnet_request *r, const void *d, size_t n, char **err);
 int rn_req_recv(rpcnet_request *r, int timeout_ms, void **d, size_t *n, char **err);
 int rn_req_trailer(rpcnet_request *r, const char *k, const void *v, size_t n, char **err);
 int rn_unary(rpcnet_call *call, const void *req, size_t n, void **resp, size_t *rlen, char **msg);
-int rn_client_call(rpcnet_client *cli, const char *m, const void *req, size_t n, void **resp, size_t *rlen, int timeout_ms, char **msg);
+int rn_unary_begin(rpcnet_call *call, const void *req, size_t n, char **msg);
+int rn_unary_poll(rpcnet_call *call, int timeout_ms, void **resp, size_t *rlen, char **msg);
+const char *rn_req_md_at(rpcnet_request *r, size_t i, const char **v, size_t *n);
+const char *rn_trailer_at(rpcnet_call *call, size_t i, const char **v, size_t *n);
 #endif

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,6 +79,20 @@ func startServer(t *testing.T) (*Server, string) {
 		case <-time.After(time.Duration(ms) * time.Millisecond):
 			return "slept", nil
 		}
+	})
+	s.Handle("meta-all", func(ctx context.Context, r *Request) (any, error) {
+		out := map[string]any{}
+		for k, v := range r.MetadataAll() {
+			if strings.HasSuffix(k, "-bin") {
+				out[k] = []byte(v)
+			} else {
+				out[k] = v
+			}
+		}
+		r.SetTrailer("x-a", "1")
+		r.SetTrailer("x-a", "2")
+		r.SetTrailer("x-raw-bin", "\x00\xff")
+		return out, nil
 	})
 	s.Handle("panic", func(ctx context.Context, r *Request) (any, error) { panic("boom") })
 	s.HandleStream("sum-stream", func(ctx context.Context, st *ServerStream) error {
@@ -252,6 +268,45 @@ func TestMetadataAndTrailers(t *testing.T) {
 	}
 }
 
+func TestMetadataAllAndTrailers(t *testing.T) {
+	_, addr := startServer(t)
+	c := dial(t, addr)
+	md := map[string]string{"x-user": "ann", "x-data-bin": "\x00\xff\x01", "x-empty": ""}
+	var out map[string]any
+	if err := c.Call(context.Background(), "meta-all", nil, &out, Metadata(md)); err != nil {
+		t.Fatal(err)
+	}
+	if out["x-user"] != "ann" || out["x-empty"] != "" || !bytes.Equal(out["x-data-bin"].([]byte), []byte{0, 0xff, 1}) {
+		t.Fatalf("metadata seen by the server: %#v", out)
+	}
+	st, err := c.Stream(context.Background(), "meta-all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := st.Trailers(); len(tr) != 0 {
+		t.Fatalf("trailers before the end: %#v", tr)
+	}
+	st.Send(nil)
+	st.CloseSend()
+	if err := st.Recv(&out); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Recv(&out); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
+	tr := st.Trailers()
+	if len(tr) != 2 || tr["x-a"] != "1" || tr["x-raw-bin"] != "\x00\xff" {
+		t.Fatalf("trailers: %#v", tr)
+	}
+	if v, ok := st.Trailer("x-a"); !ok || v != "1" {
+		t.Fatalf("trailer: %q %v", v, ok)
+	}
+	st.Close()
+	if tr := st.Trailers(); tr != nil {
+		t.Fatalf("trailers after close: %#v", tr)
+	}
+}
+
 func TestStreaming(t *testing.T) {
 	_, addr := startServer(t)
 	c := dial(t, addr)
@@ -361,6 +416,64 @@ func TestConcurrentCalls(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// TestConcurrentHandleCalls runs many unary calls at once over call handles
+// (metadata, cancellable contexts, plain) and checks that every answer is
+// the call's own. It catches a library that ends a call OK before handing
+// over its last message (fixed in the C library at 3d79762).
+func TestConcurrentHandleCalls(t *testing.T) {
+	_, addr := startServer(t)
+	c := dial(t, addr)
+	const goroutines, calls = 32, 50
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := 0; g < goroutines; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < calls; i++ {
+				ctx := context.Background()
+				var opts []CallOption
+				switch (g + i) % 3 {
+				case 0:
+					opts = append(opts, Metadata(map[string]string{"x-call": strconv.Itoa(i)}))
+				case 1:
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+					defer cancel()
+				}
+				want := []byte(strconv.Itoa(g*1000+i) + strings.Repeat("x", i))
+				got, err := c.CallRaw(ctx, "echo", want, opts...)
+				if err != nil || !bytes.Equal(got, want) {
+					errs <- fmt.Errorf("goroutine %d call %d: %q, %v", g, i, got, err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestCloseCancelsCalls(t *testing.T) {
+	_, addr := startServer(t)
+	c := dial(t, addr)
+	// A call with a context that is never done is cancelled by Close too.
+	errc := make(chan error, 1)
+	go func() { errc <- c.Call(context.Background(), "sleep", 5000, nil) }()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	c.Close()
+	if err := <-errc; !errors.Is(err, ErrCanceled) {
+		t.Fatalf("in flight: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close waited %v", d)
 	}
 }
 

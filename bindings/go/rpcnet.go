@@ -129,7 +129,6 @@ func withCtx(ctx context.Context, err error) error {
 // Client is a connection to one server. Its methods may be called from any
 // number of goroutines at once; calls are concurrent QUIC streams.
 type Client struct {
-	direct sync.RWMutex // held (read) by calls made with rpcnet_client_call
 	mu     sync.Mutex
 	c      *C.rpcnet_client
 	calls  map[*callHandle]struct{}
@@ -158,10 +157,9 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	return &Client{c: c, calls: map[*callHandle]struct{}{}}, nil
 }
 
-// Close cancels the calls in flight (they fail with CANCELLED), frees every
-// stream still open, closes the connection and frees the client. Later use
-// of the client gives an error wrapping ErrClosed. Calling it again is
-// harmless.
+// Close cancels the calls and streams in flight (they fail with CANCELLED),
+// frees them, closes the connection and frees the client. Later use of the
+// client gives an error wrapping ErrClosed. Calling it again is harmless.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	if c.closed {
@@ -175,10 +173,8 @@ func (c *Client) Close() error {
 	}
 	c.mu.Unlock()
 	for _, h := range hs {
-		h.free()
+		h.free() // cancels, then waits for the goroutines using h to return
 	}
-	c.direct.Lock() // waits for direct calls (bounded by their timeouts)
-	defer c.direct.Unlock()
 	C.rpcnet_client_close(c.c)
 	c.c = nil
 	return nil
@@ -223,6 +219,9 @@ type callOptions struct{ md map[string]string }
 // bytes, others UTF-8 text).
 func Metadata(md map[string]string) CallOption {
 	return func(o *callOptions) {
+		if o.md == nil {
+			o.md = map[string]string{}
+		}
 		for k, v := range md {
 			o.md[k] = v
 		}
@@ -254,11 +253,9 @@ func (c *Client) start(ctx context.Context, method string, opts []CallOption) (*
 	if err != nil {
 		return nil, err
 	}
-	o := callOptions{md: map[string]string{}}
+	var o callOptions
 	if md, ok := ctx.Value(mdKey{}).(map[string]string); ok {
-		for k, v := range md {
-			o.md[k] = v
-		}
+		Metadata(md)(&o)
 	}
 	for _, f := range opts {
 		f(&o)
@@ -296,20 +293,20 @@ func (c *Client) start(ctx context.Context, method string, opts []CallOption) (*
 	return h, nil
 }
 
-// CallRaw sends req (bytes, binary safe) to method and returns the answer.
+// CallRaw sends req (bytes, binary safe) to method and returns the answer
+// (an empty slice when the server ended the call OK without a message).
 // ctx's deadline is the call's timeout (none: the config's default);
-// cancelling ctx cancels the call.
+// cancelling ctx cancels the call, and so does Client.Close.
 func (c *Client) CallRaw(ctx context.Context, method string, req []byte, opts ...CallOption) ([]byte, error) {
-	if _, hasMD := ctx.Value(mdKey{}).(map[string]string); ctx.Done() == nil && len(opts) == 0 && !hasMD {
-		return c.directCall(ctx, method, req)
-	}
 	h, err := c.start(ctx, method, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer h.free()
-	stop := context.AfterFunc(ctx, h.cancel)
-	defer stop()
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, h.cancel)
+		defer stop()
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.c == nil {
@@ -318,41 +315,11 @@ func (c *Client) CallRaw(ctx context.Context, method string, req []byte, opts ..
 	var resp unsafe.Pointer
 	var n C.size_t
 	var msg *C.char
+	// One cgo call that blocks this thread to the end (measured against
+	// parking on rpcnet_call_fd in the netpoller: see README.md).
 	st := C.rn_unary(h.c, bytesPtr(req), C.size_t(len(req)), &resp, &n, &msg)
 	if err := statusErr(st, msg); err != nil {
 		return nil, withCtx(ctx, err)
-	}
-	out := takeBytes(resp, n)
-	if out == nil {
-		out = []byte{}
-	}
-	return out, nil
-}
-
-// directCall uses rpcnet_client_call for calls that cannot be cancelled
-// and carry no metadata. (It also avoids a C library bug of the call-handle
-// path, see README.md.)
-func (c *Client) directCall(ctx context.Context, method string, req []byte) ([]byte, error) {
-	tmo, err := timeoutMS(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c.direct.RLock()
-	defer c.direct.RUnlock()
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
-		return nil, closedErr("client")
-	}
-	cm := C.CString(method)
-	defer C.free(unsafe.Pointer(cm))
-	var resp unsafe.Pointer
-	var n C.size_t
-	var msg *C.char
-	st := C.rn_client_call(c.c, cm, bytesPtr(req), C.size_t(len(req)), &resp, &n, tmo, &msg)
-	if err := statusErr(st, msg); err != nil {
-		return nil, err
 	}
 	out := takeBytes(resp, n)
 	if out == nil {
@@ -507,6 +474,34 @@ func (s *Stream) Trailer(key string) (string, bool) {
 		return "", false
 	}
 	return C.GoStringN((*C.char)(p), C.int(n)), true
+}
+
+// Trailers returns all trailing metadata once the call ended (after Recv
+// returned io.EOF or an error) as a map from key to value; for a key sent
+// more than once the map holds its first value (as Trailer). Values of keys
+// ending in "-bin" are the raw bytes held in a string. Before the end the
+// map is empty; after Close it is nil.
+func (s *Stream) Trailers() map[string]string {
+	s.h.mu.RLock()
+	defer s.h.mu.RUnlock()
+	if s.h.c == nil {
+		return nil
+	}
+	cnt := int(C.rpcnet_call_trailer_count(s.h.c))
+	md := make(map[string]string, cnt)
+	for i := 0; i < cnt; i++ {
+		var v *C.char
+		var n C.size_t
+		k := C.rn_trailer_at(s.h.c, C.size_t(i), &v, &n)
+		if k == nil {
+			break
+		}
+		key := C.GoString(k)
+		if _, dup := md[key]; !dup {
+			md[key] = C.GoStringN(v, C.int(n))
+		}
+	}
+	return md
 }
 
 // Cancel cancels the call (any goroutine, any time).

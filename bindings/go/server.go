@@ -297,6 +297,34 @@ func (r *Request) Metadata(key string) (string, bool) {
 	return C.GoStringN((*C.char)(p), C.int(n)), true
 }
 
+// MetadataAll returns all request metadata as a map from key to value; for
+// a key sent more than once the map holds its first value (as Metadata).
+// Values of keys ending in "-bin" are the raw bytes held in a string
+// ([]byte(v) gives them back); other values are UTF-8 text. After the call
+// is answered it returns nil.
+func (r *Request) MetadataAll() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.r == nil {
+		return nil
+	}
+	cnt := int(C.rpcnet_request_metadata_count(r.r))
+	md := make(map[string]string, cnt)
+	for i := 0; i < cnt; i++ {
+		var v *C.char
+		var n C.size_t
+		k := C.rn_req_md_at(r.r, C.size_t(i), &v, &n)
+		if k == nil {
+			break
+		}
+		key := C.GoString(k)
+		if _, dup := md[key]; !dup {
+			md[key] = C.GoStringN(v, C.int(n))
+		}
+	}
+	return md
+}
+
 // SetTrailer adds trailing metadata sent with the status.
 func (r *Request) SetTrailer(key, value string) error {
 	r.mu.Lock()
