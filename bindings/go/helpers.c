@@ -49,8 +49,7 @@ int rn_status(rpcnet_call *call, char **msg) {
 // First half of a unary call on a started handle: send the request and
 // close the sending side. Neither waits unless the send window is full.
 int rn_unary_begin(rpcnet_call *call, const void *req, size_t n, char **msg) {
-  int st = rpcnet_call_send(call, req, n);
-  if (st == RPCNET_OK) st = rpcnet_call_close_send(call);
+  int st = rpcnet_call_send_last(call, req, n); /* message + FIN, one packet */
   if (st != RPCNET_OK) {
     *msg = rn_dup_err();
     rpcnet_call_cancel(call);

@@ -262,7 +262,12 @@ static void *handle_worker(void *arg) {
     int got = 0;
     void *d;
     size_t len;
-    if (rpcnet_call_send(call, msg, (size_t)n) == RPCNET_OK && rpcnet_call_close_send(call) == 0) {
+    /* Half the calls send and close in one go. */
+    int sent = i % 2 ? rpcnet_call_send_last(call, msg, (size_t)n) == RPCNET_OK
+                     : rpcnet_call_send(call, msg, (size_t)n) == RPCNET_OK &&
+                           rpcnet_call_close_send(call) == RPCNET_OK;
+    if (i % 2 && sent) sent = rpcnet_call_send(call, "x", 1) == RPCNET_FAILED_PRECONDITION;
+    if (sent) {
       while (rpcnet_call_recv(call, -1, &d, &len) == RPCNET_OK) {
         got += len == (size_t)n && !memcmp(d, msg, len);
         rpcnet_free(d);

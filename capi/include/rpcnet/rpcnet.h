@@ -377,6 +377,11 @@ RPCNET_API int rpcnet_call_send(rpcnet_call *call, const void *data, size_t len)
 RPCNET_API int rpcnet_call_send_timeout(rpcnet_call *call, const void *data, size_t len,
                                         int timeout_ms);
 
+/* Sends one message and finishes the client's side of the stream in the
+ * same write (send + close_send, one packet for a small unary request).
+ * Returns as rpcnet_call_send. */
+RPCNET_API int rpcnet_call_send_last(rpcnet_call *call, const void *data, size_t len);
+
 /* Finishes the client's side of the stream (FIN). Returns RPCNET_OK or the
  * call's final status when it already ended. Calling it again is harmless. */
 RPCNET_API int rpcnet_call_close_send(rpcnet_call *call);

@@ -590,13 +590,15 @@ int rpcnet_call_set_metadata(rpcnet_call *k, const char *key, const void *value,
   return rpci_md_add_checked(&k->md, key, value, len, l.max_metadata_entries);
 }
 
-int rpcnet_call_send_timeout(rpcnet_call *k, const void *data, size_t len, int timeout_ms) {
+/* send, send_timeout and send_last: one message, and FIN with it when fin
+ * (so a last message and the end of the client's side share a packet). */
+static int send_message(rpcnet_call *k, const void *data, size_t len, int timeout_ms, int fin) {
   rpci_clear_error();
   if (!k) return RPCNET_INVALID_ARGUMENT;
   int bad = rpci_check_message("rpcnet_call_send", data, len, k->cli->opts.max_message_size);
   if (bad) return bad;
   if (!k->header_sent) {
-    int rc = open_call(k, data ? data : "", len, 1, 0);
+    int rc = open_call(k, data ? data : "", len, 1, fin);
     return rc == RPCNET_OK ? RPCNET_OK : ended_status(k);
   }
   int64_t until = k->deadline_ms;
@@ -616,7 +618,8 @@ int rpcnet_call_send_timeout(rpcnet_call *k, const void *data, size_t len, int t
     if (rpci_stream_unacked(&k->st) < RPCI_SEND_BUFFER) {
       uint8_t head[9];
       struct iovec iov[2] = {{head, rpci_frame_message_head(head, len)}, {(void *)data, len}};
-      int nomem = rpci_stream_writev(&k->st, iov, 2, 0);
+      int nomem = rpci_stream_writev(&k->st, iov, 2, fin);
+      if (!nomem && fin) k->send_closed = 1;
       call_notify(k); /* the send fd may drop */
       rpci_qconn_unlock(k->qc);
       if (nomem) {
@@ -634,8 +637,16 @@ int rpcnet_call_send_timeout(rpcnet_call *k, const void *data, size_t len, int t
   }
 }
 
+int rpcnet_call_send_timeout(rpcnet_call *k, const void *data, size_t len, int timeout_ms) {
+  return send_message(k, data, len, timeout_ms, 0);
+}
+
 int rpcnet_call_send(rpcnet_call *k, const void *data, size_t len) {
-  return rpcnet_call_send_timeout(k, data, len, -1);
+  return send_message(k, data, len, -1, 0);
+}
+
+int rpcnet_call_send_last(rpcnet_call *k, const void *data, size_t len) {
+  return send_message(k, data, len, -1, 1);
 }
 
 int rpcnet_call_close_send(rpcnet_call *k) {
