@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan demo test test-c test-asan test-python test-lua test-go test-cross fuzz fuzz-smoke bench bench-bindings install format clean
+.PHONY: all deps build build-asan demo test test-c test-asan test-python test-lua test-go test-cross fuzz fuzz-smoke bench bench-bindings install format format-check clean
 
 all: build
 
@@ -50,7 +50,7 @@ test-lua: build
 	  RPCNET_CERTS=$(abspath $(BUILD))/lua-certs lua5.4 bindings/lua/tests/run.lua
 
 # Every suite. Each step fails the target on its own failure.
-test: test-c test-asan test-python test-lua fuzz-smoke test-go test-cross
+test: format-check test-c test-asan test-python test-lua fuzz-smoke test-go test-cross
 	@echo "make test: all suites passed"
 
 # Go binding: in-tree pkg-config file, then vet, tests, race tests, examples.
@@ -84,6 +84,11 @@ install: build
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Fails when a C file is not formatted as .clang-format says (make format fixes it).
+format-check: deps
+	@clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h') && echo "format-check: C sources formatted"
+	@g=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$g" || { echo "$$g"; echo "gofmt -w them"; exit 1; }
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -311,7 +311,9 @@ static int bench_udp(struct result *res, int cross) {
   if (pthread_create(&th, NULL, udp_echo_main, &efd) != 0) return -1;
   struct worker w = {.op = udp_op, .fd = cfd, .payload = UDP_PAYLOAD, .cpu = ncpu >= 2 ? 0 : -1};
   *res = (struct result){.name = cross ? "UDP ping-pong, 2 cores" : "UDP ping-pong, 1 core",
-                         .conns = 1, .in_flight = 1, .payload = UDP_PAYLOAD};
+                         .conns = 1,
+                         .in_flight = 1,
+                         .payload = UDP_PAYLOAD};
   run_workers(&w, 1, res);
   udp_stop = 1;
   pthread_join(th, NULL);
@@ -749,18 +751,20 @@ static void print_table(const struct result *udp, const struct result *r, int nr
          opt.quick ? "QUICK mode (figures are rough)" : "default mode");
   printf("%.1f s measured per figure after %.1f s warm-up; latency = round trip of one call\n",
          opt.seconds, opt.warmup);
-  printf("ratios: latency / UDP p50, throughput / UDP round trips per second (UDP threads pinned\n"
-         "to two cores: rpcnet's caller and I/O thread also run on two)\n\n");
+  printf(
+      "ratios: latency / UDP p50, throughput / UDP round trips per second (UDP threads pinned\n"
+      "to two cores: rpcnet's caller and I/O thread also run on two)\n\n");
   printf("%-32s %8s %10s %10s %12s %9s %9s %9s %7s\n", "figure", "payload", "p50 us", "p99 us",
          "per second", "p50/udp", "p99/udp", "tput/udp", "errors");
-  printf("%-32s %8s %10.1f %10.1f %12.0f %9.2f %9.2f %9.2f %7llu\n", "UDP ping-pong, 2 cores (base)",
-         "64 B", udp->p50_us, udp->p99_us, udp->per_s, 1.0, udp->p99_us / udp->p50_us, 1.0,
-         (unsigned long long)udp->errors);
+  printf("%-32s %8s %10.1f %10.1f %12.0f %9.2f %9.2f %9.2f %7llu\n",
+         "UDP ping-pong, 2 cores (base)", "64 B", udp->p50_us, udp->p99_us, udp->per_s, 1.0,
+         udp->p99_us / udp->p50_us, 1.0, (unsigned long long)udp->errors);
   if (udp_same_core)
-    printf("%-32s %8s %10.1f %10.1f %12.0f %9.2f %9.2f %9.2f %7llu\n", "UDP ping-pong, 1 core (ref)",
-           "64 B", udp_same_core->p50_us, udp_same_core->p99_us, udp_same_core->per_s,
-           udp_same_core->p50_us / udp->p50_us, udp_same_core->p99_us / udp->p50_us,
-           udp_same_core->per_s / udp->per_s, (unsigned long long)udp_same_core->errors);
+    printf("%-32s %8s %10.1f %10.1f %12.0f %9.2f %9.2f %9.2f %7llu\n",
+           "UDP ping-pong, 1 core (ref)", "64 B", udp_same_core->p50_us, udp_same_core->p99_us,
+           udp_same_core->per_s, udp_same_core->p50_us / udp->p50_us,
+           udp_same_core->p99_us / udp->p50_us, udp_same_core->per_s / udp->per_s,
+           (unsigned long long)udp_same_core->errors);
   for (int i = 0; i < nr; i++) {
     char name[64], pl[32];
     snprintf(name, sizeof name, "rpcnet %d conn x %d in flight", r[i].conns, r[i].in_flight);

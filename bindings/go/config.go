@@ -9,11 +9,11 @@ import (
 // key of rpcnet_config_set (see <rpcnet/rpcnet.h>); zero values leave the
 // library default. Extra sets any other key, or overrides a field's key.
 type Config struct {
-	CertFile, KeyFile, CAFile string // cert_file, key_file, ca_file
-	CertPEM, KeyPEM, CAPEM    string // cert_pem, key_pem, ca_pem
-	ServerName                string // server_name
-	InsecureSkipVerify        bool   // verify_peer=false (client)
-	RequireClientCert         bool   // require_client_cert=true (server)
+	CertFile, KeyFile, CAFile string        // cert_file, key_file, ca_file
+	CertPEM, KeyPEM, CAPEM    string        // cert_pem, key_pem, ca_pem
+	ServerName                string        // server_name
+	InsecureSkipVerify        bool          // verify_peer=false (client)
+	RequireClientCert         bool          // require_client_cert=true (server)
 	IdleTimeout               time.Duration // idle_timeout_ms
 	KeepAlive                 time.Duration // keep_alive_ms (Extra "0" turns it off)
 	HandshakeTimeout          time.Duration // handshake_timeout_ms

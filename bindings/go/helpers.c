@@ -1,5 +1,6 @@
 // C helpers of the cgo layer (see rpcnet.go).
 #include "helpers.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,7 +10,10 @@ char *rn_dup_err(void) { return strdup(rpcnet_last_error()); }
 
 rpcnet_config *rn_config(char **kv, int n, char **err) {
   rpcnet_config *cfg = rpcnet_config_new();
-  if (!cfg) { *err = strdup("out of memory"); return NULL; }
+  if (!cfg) {
+    *err = strdup("out of memory");
+    return NULL;
+  }
   for (int i = 0; i < n; i++) {
     if (rpcnet_config_set(cfg, kv[2 * i], kv[2 * i + 1]) != RPCNET_OK) {
       *err = rn_dup_err();
@@ -67,20 +71,27 @@ int rn_unary_poll(rpcnet_call *call, int timeout_ms, void **resp, size_t *rlen, 
     size_t l = 0;
     int r = rpcnet_call_recv(call, timeout_ms, &d, &l);
     if (r == RPCNET_OK) {
-      if (!*resp) { *resp = d; *rlen = l; } else rpcnet_free(d);
+      if (!*resp) {
+        *resp = d;
+        *rlen = l;
+      } else
+        rpcnet_free(d);
       continue;
     }
     if (r == RPCNET_WOULD_BLOCK) return r;
-    break; // RPCNET_END_OF_STREAM
+    break;  // RPCNET_END_OF_STREAM
   }
   int st = rn_status(call, msg);
-  if (st != RPCNET_OK) { rpcnet_free(*resp); *resp = NULL; *rlen = 0; }
+  if (st != RPCNET_OK) {
+    rpcnet_free(*resp);
+    *resp = NULL;
+    *rlen = 0;
+  }
   return st;
 }
 
 // A whole unary call, blocking the calling thread.
-int rn_unary(rpcnet_call *call, const void *req, size_t n, void **resp, size_t *rlen,
-             char **msg) {
+int rn_unary(rpcnet_call *call, const void *req, size_t n, void **resp, size_t *rlen, char **msg) {
   *resp = NULL;
   *rlen = 0;
   int st = rn_unary_begin(call, req, n, msg);
@@ -99,9 +110,7 @@ int rn_close_send(rpcnet_call *call, char **err) {
   return st;
 }
 
-int rn_recv(rpcnet_call *call, void **d, size_t *n) {
-  return rpcnet_call_recv(call, -1, d, n);
-}
+int rn_recv(rpcnet_call *call, void **d, size_t *n) { return rpcnet_call_recv(call, -1, d, n); }
 
 rpcnet_server *rn_server_new(rpcnet_config *cfg, char **err) {
   rpcnet_server *s = rpcnet_server_new(cfg);
@@ -116,7 +125,8 @@ int rn_listen(rpcnet_server *s, const char *addr, char **err) {
 }
 
 int rn_handle(rpcnet_server *s, const char *m, int stream) {
-  return stream ? rpcnet_server_handle_stream(s, m, NULL, NULL) : rpcnet_server_handle(s, m, NULL, NULL);
+  return stream ? rpcnet_server_handle_stream(s, m, NULL, NULL)
+                : rpcnet_server_handle(s, m, NULL, NULL);
 }
 
 int rn_req_reply(rpcnet_request *r, const void *d, size_t n, char **err) {

@@ -180,10 +180,10 @@ static void check_reset(rpci_qconn *qc, const char *what, const uint8_t *bytes, 
 }
 
 static void test_bad_streams(void) {
-  rpcnet_server *srv = tu_server_start(tu_config("cert_file", "@server.pem", "key_file",
-                                                 "@server-key.pem", "max_message_size", "1024",
-                                                 NULL),
-                                       "127.0.0.1:0");
+  rpcnet_server *srv =
+      tu_server_start(tu_config("cert_file", "@server.pem", "key_file", "@server-key.pem",
+                                "max_message_size", "1024", NULL),
+                      "127.0.0.1:0");
   REQUIRE(srv);
   rpcnet_server_handle(srv, "echo", echo, NULL);
   rpci_tls_ctx *tls = NULL;
@@ -287,10 +287,10 @@ static void test_bad_input_after_dispatch(void) {
  * server buffer at most its connection window (2 x max_message_size +
  * 1 MiB) of bytes no handler has seen, not max_message_size per stream. */
 static void test_unfinished_requests_bounded(void) {
-  rpcnet_server *s = tu_server_start(tu_config("cert_file", "@server.pem", "key_file",
-                                               "@server-key.pem", "max_message_size", "1048576",
-                                               NULL),
-                                     "127.0.0.1:0");
+  rpcnet_server *s =
+      tu_server_start(tu_config("cert_file", "@server.pem", "key_file", "@server-key.pem",
+                                "max_message_size", "1048576", NULL),
+                      "127.0.0.1:0");
   REQUIRE(s);
   rpcnet_server_handle(s, "echo", echo, NULL);
   rpci_tls_ctx *tls = NULL;

@@ -72,8 +72,10 @@ static void *worker(void *arg) {
   (void)arg;
   rpcnet_request *req;
   while (rpcnet_server_next(srv, -1, &req) == RPCNET_OK) {
-    if (!strcmp(rpcnet_request_method(req), "echo")) serve_echo(req);
-    else serve_hold(req);
+    if (!strcmp(rpcnet_request_method(req), "echo"))
+      serve_echo(req);
+    else
+      serve_hold(req);
   }
   return NULL;
 }

@@ -15,50 +15,48 @@
 extern int tu_failed_checks;
 extern int tu_cases_passed, tu_cases_failed;
 
-#define CHECK(cond)                                                        \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__,     \
-              #cond);                                                      \
-      tu_failed_checks++;                                                  \
-    }                                                                      \
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      tu_failed_checks++;                                                      \
+    }                                                                          \
   } while (0)
 
-#define CHECK_EQ_INT(a, b)                                                 \
-  do {                                                                     \
-    long long tu_a = (long long)(a), tu_b = (long long)(b);                \
-    if (tu_a != tu_b) {                                                    \
-      fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld vs %lld)\n",    \
-              __FILE__, __LINE__, #a, #b, tu_a, tu_b);                     \
-      tu_failed_checks++;                                                  \
-    }                                                                      \
+#define CHECK_EQ_INT(a, b)                                                                      \
+  do {                                                                                          \
+    long long tu_a = (long long)(a), tu_b = (long long)(b);                                     \
+    if (tu_a != tu_b) {                                                                         \
+      fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld vs %lld)\n", __FILE__, __LINE__, #a, \
+              #b, tu_a, tu_b);                                                                  \
+      tu_failed_checks++;                                                                       \
+    }                                                                                           \
   } while (0)
 
-#define REQUIRE(cond)                                                      \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__,   \
-              #cond);                                                      \
-      tu_failed_checks++;                                                  \
-      return;                                                              \
-    }                                                                      \
+#define REQUIRE(cond)                                                            \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
+      fprintf(stderr, "%s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #cond); \
+      tu_failed_checks++;                                                        \
+      return;                                                                    \
+    }                                                                            \
   } while (0)
 
-#define RUN(fn)                                                            \
-  do {                                                                     \
-    int tu_before = tu_failed_checks;                                      \
-    fprintf(stderr, "-- %s\n", #fn);                                       \
-    fn();                                                                  \
-    if (tu_failed_checks == tu_before) {                                   \
-      tu_cases_passed++;                                                   \
-    } else {                                                               \
-      tu_cases_failed++;                                                   \
-      fprintf(stderr, "FAILED: %s\n", #fn);                                \
-    }                                                                      \
+#define RUN(fn)                             \
+  do {                                      \
+    int tu_before = tu_failed_checks;       \
+    fprintf(stderr, "-- %s\n", #fn);        \
+    fn();                                   \
+    if (tu_failed_checks == tu_before) {    \
+      tu_cases_passed++;                    \
+    } else {                                \
+      tu_cases_failed++;                    \
+      fprintf(stderr, "FAILED: %s\n", #fn); \
+    }                                       \
   } while (0)
 
-#define TEST_END()                                                         \
-  (printf("%d passed, %d failed\n", tu_cases_passed, tu_cases_failed),     \
+#define TEST_END()                                                     \
+  (printf("%d passed, %d failed\n", tu_cases_passed, tu_cases_failed), \
    (tu_cases_failed || tu_cases_passed == 0) ? 1 : 0)
 
 /* Directory holding a fresh test PKI (scripts/gen-certs.sh), made once per

@@ -129,8 +129,7 @@ RPCNET_API rpcnet_config *rpcnet_config_new(void);
  * server is created from the config, not here.
  * Thread-safety: a config must not be modified concurrently with another
  * call that uses it; reading it from several threads at once is fine. */
-RPCNET_API int rpcnet_config_set(rpcnet_config *cfg, const char *key,
-                                 const char *value);
+RPCNET_API int rpcnet_config_set(rpcnet_config *cfg, const char *key, const char *value);
 
 /* Frees the config. Clients and servers created from it keep their own copy,
  * so it may be freed at once. NULL is allowed. */
@@ -170,8 +169,8 @@ typedef void (*rpcnet_handler_fn)(rpcnet_request *req, void *user);
  * methods never registered are answered RPCNET_UNIMPLEMENTED with a message
  * naming the method. user is not owned by the library.
  * Returns RPCNET_OK or RPCNET_INVALID_ARGUMENT (NULL or empty method). */
-RPCNET_API int rpcnet_server_handle(rpcnet_server *srv, const char *method,
-                                    rpcnet_handler_fn fn, void *user);
+RPCNET_API int rpcnet_server_handle(rpcnet_server *srv, const char *method, rpcnet_handler_fn fn,
+                                    void *user);
 
 /* Registers a streaming method: like rpcnet_server_handle, but the call is
  * dispatched (or queued for rpcnet_server_next) as soon as its request
@@ -187,8 +186,7 @@ RPCNET_API int rpcnet_server_handle_stream(rpcnet_server *srv, const char *metho
  * the request and must answer it), RPCNET_DEADLINE_EXCEEDED when the wait
  * timed out, or RPCNET_UNAVAILABLE once the server is shut down and the
  * queue is empty. Any number of threads may wait at once. */
-RPCNET_API int rpcnet_server_next(rpcnet_server *srv, int timeout_ms,
-                                  rpcnet_request **out);
+RPCNET_API int rpcnet_server_next(rpcnet_server *srv, int timeout_ms, rpcnet_request **out);
 
 /* A file descriptor that is readable while rpcnet_server_next would not block
  * (a call is queued, or the server is shut down). For event loops: wait on
@@ -201,8 +199,7 @@ RPCNET_API int rpcnet_server_fd(const rpcnet_server *srv);
  * closes every connection with an orderly QUIC CONNECTION_CLOSE. Blocks until
  * done. Calling it again is harmless. Must not be called from a handler.
  * Returns RPCNET_OK. */
-RPCNET_API int rpcnet_server_shutdown(rpcnet_server *srv,
-                                      int drain_timeout_ms);
+RPCNET_API int rpcnet_server_shutdown(rpcnet_server *srv, int drain_timeout_ms);
 
 /* Shuts down (with no drain) if needed and frees the server. Requests still
  * held by the application stay valid until answered; answering them then
@@ -220,8 +217,7 @@ RPCNET_API const char *rpcnet_request_method(const rpcnet_request *req);
 /* The request message; *len receives its length (len may be NULL). Binary
  * safe. Valid until the request is answered. Never NULL (an empty message
  * gives a non-NULL pointer and length 0). */
-RPCNET_API const void *rpcnet_request_data(const rpcnet_request *req,
-                                           size_t *len);
+RPCNET_API const void *rpcnet_request_data(const rpcnet_request *req, size_t *len);
 
 /* The peer: "ip:port", followed by " subject=<DN>" when the client presented
  * a certificate (mTLS). Valid until the request is answered. */
@@ -233,14 +229,12 @@ RPCNET_API const char *rpcnet_request_peer(const rpcnet_request *req);
  * RPCNET_UNAVAILABLE / RPCNET_CANCELLED / RPCNET_DEADLINE_EXCEEDED when the
  * call can no longer be answered (connection gone, client cancelled, deadline
  * passed). req is released in every case. */
-RPCNET_API int rpcnet_request_reply(rpcnet_request *req, const void *data,
-                                    size_t len);
+RPCNET_API int rpcnet_request_reply(rpcnet_request *req, const void *data, size_t len);
 
 /* Answers with a failure status (1..16) and an optional message (UTF-8, may
  * be NULL) and releases req. A status outside 1..16 is sent as
  * RPCNET_UNKNOWN. Returns as rpcnet_request_reply. */
-RPCNET_API int rpcnet_request_fail(rpcnet_request *req, int status,
-                                   const char *message);
+RPCNET_API int rpcnet_request_fail(rpcnet_request *req, int status, const char *message);
 
 /* ---- Streaming, metadata, deadlines and cancellation (server side) ----
  * Every function below may be called from any thread that owns req (one
@@ -254,8 +248,7 @@ RPCNET_API int rpcnet_request_fail(rpcnet_request *req, int status,
  * or RPCNET_DEADLINE_EXCEEDED when the call was cancelled or expired;
  * RPCNET_UNAVAILABLE when its connection is gone. A unary call yields its
  * one message, then RPCNET_END_OF_STREAM. */
-RPCNET_API int rpcnet_request_recv(rpcnet_request *req, int timeout_ms, void **data,
-                                   size_t *len);
+RPCNET_API int rpcnet_request_recv(rpcnet_request *req, int timeout_ms, void **data, size_t *len);
 
 /* Sends one message (copied) to the client. Blocks while the call's
  * unacknowledged output exceeds its send window (backpressure), up to the
@@ -269,8 +262,8 @@ RPCNET_API int rpcnet_request_send(rpcnet_request *req, const void *data, size_t
 /* Adds trailing metadata sent with the status (copied). Keys are non-empty
  * UTF-8; a key ending in "-bin" carries bytes, any other key UTF-8 text.
  * Returns RPCNET_OK or RPCNET_INVALID_ARGUMENT. */
-RPCNET_API int rpcnet_request_set_trailer(rpcnet_request *req, const char *key,
-                                          const void *value, size_t len);
+RPCNET_API int rpcnet_request_set_trailer(rpcnet_request *req, const char *key, const void *value,
+                                          size_t len);
 
 /* Ends the call with status (0..16) and an optional message, and releases
  * req. rpcnet_request_reply is send + finish(RPCNET_OK); rpcnet_request_fail
@@ -319,8 +312,7 @@ typedef struct rpcnet_client rpcnet_client;
  * on failure; rpcnet_last_error says why (unreachable, handshake timeout,
  * which certificate check failed, ...). server_name defaults to the host part
  * of addr. Close with rpcnet_client_close. */
-RPCNET_API rpcnet_client *rpcnet_client_connect(const rpcnet_config *cfg,
-                                                const char *addr);
+RPCNET_API rpcnet_client *rpcnet_client_connect(const rpcnet_config *cfg, const char *addr);
 
 /* A blocking unary call: sends req (req_len bytes, binary safe; req may be
  * NULL when req_len is 0) to method and waits for the answer for up to
@@ -337,9 +329,8 @@ RPCNET_API rpcnet_client *rpcnet_client_connect(const rpcnet_config *cfg,
  * concurrent streams of one QUIC connection. If the connection drops, calls
  * in flight fail with RPCNET_UNAVAILABLE and a later call reconnects, with
  * exponential backoff between failed attempts. */
-RPCNET_API int rpcnet_client_call(rpcnet_client *cli, const char *method,
-                                  const void *req, size_t req_len, void **resp,
-                                  size_t *resp_len, int timeout_ms);
+RPCNET_API int rpcnet_client_call(rpcnet_client *cli, const char *method, const void *req,
+                                  size_t req_len, void **resp, size_t *resp_len, int timeout_ms);
 
 /* ---- Call handles: streaming, metadata, cancellation (client side) ----
  * One handle serves every kind of call: unary is send + close_send + recv.
@@ -355,8 +346,7 @@ typedef struct rpcnet_call rpcnet_call;
  * recv, so metadata can be set first. Returns NULL (rpcnet_last_error says
  * why) when cli is closed or out of memory. Connection failures surface as
  * the call's status. Free with rpcnet_call_free. */
-RPCNET_API rpcnet_call *rpcnet_client_start(rpcnet_client *cli, const char *method,
-                                            int timeout_ms);
+RPCNET_API rpcnet_call *rpcnet_client_start(rpcnet_client *cli, const char *method, int timeout_ms);
 
 /* Adds request metadata (copied) before the first send. Keys as in
  * rpcnet_request_set_trailer. Returns RPCNET_OK, RPCNET_INVALID_ARGUMENT,

@@ -38,9 +38,9 @@ static int dup_str(char **dst, const char *src) {
 
 int rpci_options_copy(rpci_options *dst, const rpci_options *src) {
   *dst = *src;
-  char **d[] = {&dst->cert_file, &dst->key_file, &dst->ca_file, &dst->cert_pem,
+  char **d[] = {&dst->cert_file, &dst->key_file, &dst->ca_file,    &dst->cert_pem,
                 &dst->key_pem,   &dst->ca_pem,   &dst->server_name};
-  char *const s[] = {src->cert_file, src->key_file, src->ca_file, src->cert_pem,
+  char *const s[] = {src->cert_file, src->key_file, src->ca_file,    src->cert_pem,
                      src->key_pem,   src->ca_pem,   src->server_name};
   int rc = 0;
   for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) rc |= dup_str(d[i], s[i]);
@@ -104,7 +104,6 @@ void rpcnet_config_free(rpcnet_config *c) {
   free(c);
 }
 
-
 int rpci_options_snapshot(rpci_options *dst, const rpcnet_config *cfg) {
   rpci_options def;
   rpci_options_default(&def);
@@ -126,9 +125,12 @@ static int parse_int(const char *v, int64_t *out) {
 }
 
 static int parse_bool(const char *v, int64_t *out) {
-  if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) *out = 1;
-  else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no")) *out = 0;
-  else return -1;
+  if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"))
+    *out = 1;
+  else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no"))
+    *out = 0;
+  else
+    return -1;
   return 0;
 }
 
@@ -161,10 +163,17 @@ int rpcnet_config_set(rpcnet_config *c, const char *key, const char *value) {
     }
     switch (k->kind) {
       case K_BOOL:
-      case K_INT: *(int *)field = (int)n; break;
-      case K_MS: *(int64_t *)field = n; break;
-      case K_SIZE: *(uint64_t *)field = (uint64_t)n; break;
-      case K_STR: break;
+      case K_INT:
+        *(int *)field = (int)n;
+        break;
+      case K_MS:
+        *(int64_t *)field = n;
+        break;
+      case K_SIZE:
+        *(uint64_t *)field = (uint64_t)n;
+        break;
+      case K_STR:
+        break;
     }
     return RPCNET_OK;
   }

@@ -28,10 +28,14 @@ static void log_init(void) {
   const char *v = getenv("RPCNET_LOG");
   int lvl = 0;
   if (v) {
-    if (!strcasecmp(v, "error")) lvl = RPCI_LOG_ERROR;
-    else if (!strcasecmp(v, "warn")) lvl = RPCI_LOG_WARN;
-    else if (!strcasecmp(v, "info")) lvl = RPCI_LOG_INFO;
-    else if (!strcasecmp(v, "debug")) lvl = RPCI_LOG_DEBUG;
+    if (!strcasecmp(v, "error"))
+      lvl = RPCI_LOG_ERROR;
+    else if (!strcasecmp(v, "warn"))
+      lvl = RPCI_LOG_WARN;
+    else if (!strcasecmp(v, "info"))
+      lvl = RPCI_LOG_INFO;
+    else if (!strcasecmp(v, "debug"))
+      lvl = RPCI_LOG_DEBUG;
   }
   log_level = lvl;
 }

@@ -166,12 +166,24 @@ static int is_done(rpcnet_call *k, int *status) {
 
 static int status_for_reset(uint64_t code, const char **why) {
   switch (code) {
-    case RPCI_H_REFUSED: *why = "server refused the call (shutting down)"; return RPCNET_UNAVAILABLE;
-    case RPCI_H_CANCELLED: *why = "server cancelled the call"; return RPCNET_CANCELLED;
-    case RPCI_H_LIMIT_EXCEEDED: *why = "server: a size limit was exceeded"; return RPCNET_RESOURCE_EXHAUSTED;
-    case RPCI_H_PROTOCOL_ERROR: *why = "server: protocol error"; return RPCNET_INTERNAL;
-    case RPCI_H_INTERNAL_ERROR: *why = "server: internal error"; return RPCNET_INTERNAL;
-    default: *why = "stream reset by server"; return RPCNET_UNKNOWN;
+    case RPCI_H_REFUSED:
+      *why = "server refused the call (shutting down)";
+      return RPCNET_UNAVAILABLE;
+    case RPCI_H_CANCELLED:
+      *why = "server cancelled the call";
+      return RPCNET_CANCELLED;
+    case RPCI_H_LIMIT_EXCEEDED:
+      *why = "server: a size limit was exceeded";
+      return RPCNET_RESOURCE_EXHAUSTED;
+    case RPCI_H_PROTOCOL_ERROR:
+      *why = "server: protocol error";
+      return RPCNET_INTERNAL;
+    case RPCI_H_INTERNAL_ERROR:
+      *why = "server: internal error";
+      return RPCNET_INTERNAL;
+    default:
+      *why = "stream reset by server";
+      return RPCNET_UNKNOWN;
   }
 }
 
@@ -271,9 +283,7 @@ static void on_stream_close(rpci_stream *s, uint64_t app_error) {
   call_unref(k); /* the transport's reference */
 }
 
-static void on_stream_acked(rpci_stream *s) {
-  call_notify((rpcnet_call *)s);
-}
+static void on_stream_acked(rpci_stream *s) { call_notify((rpcnet_call *)s); }
 
 static void on_established(rpci_qconn *qc, void *user) {
   rpcnet_client *c = user;
@@ -350,8 +360,8 @@ static rpci_qconn *get_conn(rpcnet_client *c, int64_t deadline_ms, int *status) 
     }
     int64_t now = rpci_mono_ms();
     if (now < c->next_attempt_ms) {
-      rpci_set_error("cannot connect to %s: %s (next attempt in %lld ms)", c->addr_str,
-                     c->conn_err, (long long)(c->next_attempt_ms - now));
+      rpci_set_error("cannot connect to %s: %s (next attempt in %lld ms)", c->addr_str, c->conn_err,
+                     (long long)(c->next_attempt_ms - now));
       pthread_mutex_unlock(&c->mu);
       *status = RPCNET_UNAVAILABLE;
       return NULL;
@@ -652,7 +662,8 @@ int rpcnet_call_send_last(rpcnet_call *k, const void *data, size_t len) {
 int rpcnet_call_close_send(rpcnet_call *k) {
   rpci_clear_error();
   if (!k) return RPCNET_INVALID_ARGUMENT;
-  if (!k->header_sent) return open_call(k, NULL, 0, 0, 1) == RPCNET_OK ? RPCNET_OK : ended_status(k);
+  if (!k->header_sent)
+    return open_call(k, NULL, 0, 0, 1) == RPCNET_OK ? RPCNET_OK : ended_status(k);
   rpci_qconn_lock(k->qc);
   int rc = RPCNET_OK;
   if (!k->send_closed && !k->done) {

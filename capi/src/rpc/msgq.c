@@ -12,8 +12,10 @@ int rpci_msgq_push(rpci_msgq *q, uint8_t *data, size_t len) {
   m->next = NULL;
   m->data = data;
   m->len = len;
-  if (q->tail) q->tail->next = m;
-  else q->head = m;
+  if (q->tail)
+    q->tail->next = m;
+  else
+    q->head = m;
   q->tail = m;
   q->count++;
   q->bytes += len;
@@ -35,8 +37,10 @@ rpci_msg *rpci_msgq_pop(rpci_msgq *q, rpci_stream *s) {
 }
 
 void rpci_msgq_credit(rpci_msgq *q, rpci_stream *s, size_t n) {
-  if (q->bytes < RPCI_RECV_BUFFER && !q->owed) rpci_stream_consume(s, n);
-  else q->owed += n;
+  if (q->bytes < RPCI_RECV_BUFFER && !q->owed)
+    rpci_stream_consume(s, n);
+  else
+    q->owed += n;
 }
 
 void rpci_msgq_clear(rpci_msgq *q) {

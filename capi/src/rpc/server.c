@@ -61,8 +61,8 @@ struct rpcnet_request {
   int closed;     /* transport is done with the stream */
   int client_fin; /* the client finished sending */
   int nmsg;
-  rpci_msgq inbox; /* streaming: messages not yet taken */
-  int unary_taken; /* unary: rpcnet_request_recv gave the message */
+  rpci_msgq inbox;  /* streaming: messages not yet taken */
+  int unary_taken;  /* unary: rpcnet_request_recv gave the message */
   size_t conn_owed; /* connection credit held until dispatch (unary) */
   /* set once from the header, then read-only */
   char *method;
@@ -275,8 +275,10 @@ static void make_ready(rpcnet_request *r) {
   atomic_fetch_add(&r->refs, 1); /* the dispatcher's, becomes the app's */
   pthread_mutex_lock(&srv->mu);
   r->next = NULL;
-  if (srv->ready_tail) srv->ready_tail->next = r;
-  else srv->ready_head = r;
+  if (srv->ready_tail)
+    srv->ready_tail->next = r;
+  else
+    srv->ready_head = r;
   srv->ready_tail = r;
   pthread_mutex_unlock(&srv->mu);
 }
@@ -467,8 +469,10 @@ static void pull_signal_locked(rpcnet_server *srv, int readable) {
  * (unless the call is already dead), unlocks the connection and drops the
  * dispatcher's reference. Connection lock held on entry. */
 static void end_undispatched(rpcnet_request *r, int status, const char *message) {
-  if (status != RPCNET_OK) answer_internal_locked(r, status, message);
-  else r->state = RQ_DEAD;
+  if (status != RPCNET_OK)
+    answer_internal_locked(r, status, message);
+  else
+    r->state = RQ_DEAD;
   rpci_qconn_unlock(r->qc);
   if (rpci_timer_stop(&r->timer)) req_unref(r); /* the timer's; not the last */
   uncount(r);
@@ -497,8 +501,10 @@ static void dispatch(rpcnet_request *r) {
   if (m) r->state = RQ_DISPATCHED;
   if (m && !fn) {
     r->next = NULL;
-    if (srv->pull_tail) srv->pull_tail->next = r;
-    else srv->pull_head = r;
+    if (srv->pull_tail)
+      srv->pull_tail->next = r;
+    else
+      srv->pull_head = r;
     srv->pull_tail = r;
     pull_signal_locked(srv, 1);
     pthread_cond_signal(&srv->cv);
@@ -606,8 +612,8 @@ int rpcnet_server_listen(rpcnet_server *srv, const char *addr) {
       .handshake_timeout_ms = srv->opts.handshake_timeout_ms,
       .conn_window = 2 * srv->opts.max_message_size + (1u << 20),
   };
-  srv->ep = rpci_endpoint_new(srv->loop, (struct sockaddr *)&ss, len, srv->tls, &p,
-                              &server_events, srv);
+  srv->ep =
+      rpci_endpoint_new(srv->loop, (struct sockaddr *)&ss, len, srv->tls, &p, &server_events, srv);
   return srv->ep ? RPCNET_OK : RPCNET_UNAVAILABLE;
 }
 
@@ -615,8 +621,8 @@ int rpcnet_server_port(const rpcnet_server *srv) {
   return srv && srv->ep ? rpci_endpoint_port(srv->ep) : -1;
 }
 
-static int register_method(rpcnet_server *srv, const char *name, rpcnet_handler_fn fn,
-                           void *user, int streaming) {
+static int register_method(rpcnet_server *srv, const char *name, rpcnet_handler_fn fn, void *user,
+                           int streaming) {
   rpci_clear_error();
   if (!srv || !name || !*name) {
     rpci_set_error("rpcnet_server_handle: NULL server or empty method name");
@@ -890,8 +896,7 @@ int rpcnet_request_send(rpcnet_request *r, const void *data, size_t len) {
   }
 }
 
-int rpcnet_request_set_trailer(rpcnet_request *r, const char *key, const void *value,
-                               size_t len) {
+int rpcnet_request_set_trailer(rpcnet_request *r, const char *key, const void *value, size_t len) {
   rpci_clear_error();
   if (!r) return RPCNET_INVALID_ARGUMENT;
   return rpci_md_add_checked(&r->trailers, key, value, len, r->srv->limits.max_metadata_entries);

@@ -149,9 +149,8 @@ static void touch(rpci_endpoint *ep, rpci_qconn *qc) {
   ep->touched[ep->ntouched++] = qc;
 }
 
-static void send_stateless_reset(rpci_endpoint *ep, const struct sockaddr *from,
-                                 socklen_t fromlen, const uint8_t *dcid, size_t dcidlen,
-                                 size_t pktlen) {
+static void send_stateless_reset(rpci_endpoint *ep, const struct sockaddr *from, socklen_t fromlen,
+                                 const uint8_t *dcid, size_t dcidlen, size_t pktlen) {
   /* Never answer a packet with a reset at least as large (no loops). */
   if (pktlen <= NGTCP2_MIN_STATELESS_RESET_RANDLEN + NGTCP2_STATELESS_RESET_TOKENLEN + 1) return;
   ngtcp2_cid cid;

@@ -80,8 +80,10 @@ static void on_timers(uv_poll_t *h, int status, int events) {
   while (l->thead && l->thead->at_ms <= now) {
     rpci_timer *t = l->thead;
     l->thead = t->next;
-    if (l->thead) l->thead->prev = NULL;
-    else l->ttail = NULL;
+    if (l->thead)
+      l->thead->prev = NULL;
+    else
+      l->ttail = NULL;
     t->prev = t->next = NULL;
     t->pending = 0;
     pthread_mutex_unlock(&l->tmu);
@@ -103,10 +105,14 @@ int rpci_timer_start(rpci_loop *l, rpci_timer *t, int64_t at_ms, void (*fn)(rpci
   while (after && after->at_ms > at_ms) after = after->prev;
   t->prev = after;
   t->next = after ? after->next : l->thead;
-  if (t->next) t->next->prev = t;
-  else l->ttail = t;
-  if (after) after->next = t;
-  else l->thead = t;
+  if (t->next)
+    t->next->prev = t;
+  else
+    l->ttail = t;
+  if (after)
+    after->next = t;
+  else
+    l->thead = t;
   t->pending = 1;
   if (l->thead == t) arm_locked(l);
   pthread_mutex_unlock(&l->tmu);
@@ -119,10 +125,14 @@ int rpci_timer_stop(rpci_timer *t) {
   pthread_mutex_lock(&l->tmu);
   int was = t->pending;
   if (was) {
-    if (t->prev) t->prev->next = t->next;
-    else l->thead = t->next;
-    if (t->next) t->next->prev = t->prev;
-    else l->ttail = t->prev;
+    if (t->prev)
+      t->prev->next = t->next;
+    else
+      l->thead = t->next;
+    if (t->next)
+      t->next->prev = t->prev;
+    else
+      l->ttail = t->prev;
     t->prev = t->next = NULL;
     t->pending = 0;
   }
@@ -188,8 +198,10 @@ int rpci_loop_post(rpci_loop *l, rpci_task_fn fn, void *arg) {
   t->arg = arg;
   t->next = NULL;
   pthread_mutex_lock(&l->mu);
-  if (l->tail) l->tail->next = t;
-  else l->head = t;
+  if (l->tail)
+    l->tail->next = t;
+  else
+    l->head = t;
   l->tail = t;
   pthread_mutex_unlock(&l->mu);
   uv_async_send(&l->wake);

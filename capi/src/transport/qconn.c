@@ -1,8 +1,8 @@
 /* One QUIC connection over ngtcp2: see qconn.h for the design notes. */
 #include "transport/qconn.h"
 
-#include <errno.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <gnutls/crypto.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
@@ -46,9 +46,9 @@ struct rpci_qconn {
   rpci_stream *sendq_head, *sendq_tail;
   rpci_stream *streams;               /* every attached stream */
   rpci_stream *wait_head, *wait_tail; /* client: waiting for stream credit */
-  int dirty;        /* something to write at unlock */
-  int in_batch;     /* loop thread is between feed and batch_end */
-  int doomed;       /* failed; teardown pending */
+  int dirty;                          /* something to write at unlock */
+  int in_batch;                       /* loop thread is between feed and batch_end */
+  int doomed;                         /* failed; teardown pending */
   int teardown_done;
   ngtcp2_connection_close_error ccerr;
   char err[RPCI_ERRMSG_MAX];
@@ -94,8 +94,10 @@ static void sendq_push(rpci_qconn *qc, rpci_stream *s) {
   if (s->in_sendq || s->id < 0) return;
   s->in_sendq = 1;
   s->sendq_next = NULL;
-  if (qc->sendq_tail) qc->sendq_tail->sendq_next = s;
-  else qc->sendq_head = s;
+  if (qc->sendq_tail)
+    qc->sendq_tail->sendq_next = s;
+  else
+    qc->sendq_head = s;
   qc->sendq_tail = s;
 }
 
@@ -431,8 +433,10 @@ static void stream_link(rpci_qconn *qc, rpci_stream *s) {
 
 static void stream_unlink(rpci_qconn *qc, rpci_stream *s) {
   if (!s->attached) return;
-  if (s->prev) s->prev->next = s->next;
-  else qc->streams = s->next;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    qc->streams = s->next;
   if (s->next) s->next->prev = s->prev;
   s->prev = s->next = NULL;
   s->attached = 0;
@@ -467,8 +471,10 @@ int rpci_stream_open(rpci_qconn *qc, rpci_stream *s) {
   if (!qc->wait_head && open_now(qc, s) == 0) return 0;
   /* NGTCP2_ERR_STREAM_ID_BLOCKED: wait for MAX_STREAMS. */
   s->sendq_next = NULL;
-  if (qc->wait_tail) qc->wait_tail->sendq_next = s;
-  else qc->wait_head = s;
+  if (qc->wait_tail)
+    qc->wait_tail->sendq_next = s;
+  else
+    qc->wait_head = s;
   qc->wait_tail = s;
   return 0;
 }
@@ -493,8 +499,10 @@ int rpci_stream_writev(rpci_stream *s, const struct iovec *iov, int iovcnt, int 
       if (iov[i].iov_len) memcpy(c->data + off, iov[i].iov_base, iov[i].iov_len);
       off += iov[i].iov_len;
     }
-    if (s->tail) s->tail->next = c;
-    else s->head = c;
+    if (s->tail)
+      s->tail->next = c;
+    else
+      s->head = c;
     s->tail = c;
     if (!s->cur) {
       s->cur = c;
@@ -786,8 +794,10 @@ static void on_timer(uv_poll_t *h, int status, int events) {
   qc->armed = UINT64_MAX; /* the timerfd fired: it is disarmed now */
   if (!qc->doomed && qc->state != RPCI_QC_CLOSED) {
     int rv = ngtcp2_conn_handle_expiry(qc->conn, rpci_now_ns());
-    if (rv != 0) fail_locked(qc, rv);
-    else flush_locked(qc);
+    if (rv != 0)
+      fail_locked(qc, rv);
+    else
+      flush_locked(qc);
   }
   pthread_mutex_unlock(&qc->mu);
 }
@@ -908,12 +918,11 @@ fail:
   return NULL;
 }
 
-rpci_qconn *rpci_qconn_accept(rpci_endpoint *ep, rpci_loop *loop, int fd,
-                              const ngtcp2_pkt_hd *hd, const struct sockaddr *local,
-                              socklen_t local_len, const struct sockaddr *remote,
-                              socklen_t remote_len, rpci_tls_ctx *tls,
-                              const rpci_qconn_params *params, const rpci_qconn_events *ev,
-                              void *user) {
+rpci_qconn *rpci_qconn_accept(rpci_endpoint *ep, rpci_loop *loop, int fd, const ngtcp2_pkt_hd *hd,
+                              const struct sockaddr *local, socklen_t local_len,
+                              const struct sockaddr *remote, socklen_t remote_len,
+                              rpci_tls_ctx *tls, const rpci_qconn_params *params,
+                              const rpci_qconn_events *ev, void *user) {
   rpci_qconn *qc = qconn_alloc(loop, 1, tls, ev, user);
   if (!qc) return NULL;
   qc->ep = ep;
@@ -961,4 +970,3 @@ size_t rpci_qconn_scids(rpci_qconn *qc, ngtcp2_cid *out, size_t max) {
   ngtcp2_conn_get_scid(qc->conn, out);
   return n;
 }
-

@@ -161,12 +161,11 @@ void rpci_qconn_consume(rpci_qconn *qc, size_t n);
 void rpci_qconn_reset_id(rpci_qconn *qc, int64_t stream_id, uint64_t app_error);
 
 /* For endpoint.c: server connections. */
-rpci_qconn *rpci_qconn_accept(rpci_endpoint *ep, rpci_loop *loop, int fd,
-                              const ngtcp2_pkt_hd *hd, const struct sockaddr *local,
-                              socklen_t local_len, const struct sockaddr *remote,
-                              socklen_t remote_len, rpci_tls_ctx *tls,
-                              const rpci_qconn_params *params, const rpci_qconn_events *ev,
-                              void *user);
+rpci_qconn *rpci_qconn_accept(rpci_endpoint *ep, rpci_loop *loop, int fd, const ngtcp2_pkt_hd *hd,
+                              const struct sockaddr *local, socklen_t local_len,
+                              const struct sockaddr *remote, socklen_t remote_len,
+                              rpci_tls_ctx *tls, const rpci_qconn_params *params,
+                              const rpci_qconn_events *ev, void *user);
 /* Feeds one datagram (loop thread; takes the lock; does not flush). */
 void rpci_qconn_feed(rpci_qconn *qc, const struct sockaddr *remote, socklen_t remote_len,
                      const uint8_t *pkt, size_t len);

@@ -127,8 +127,8 @@ int rpci_udp_bind(const struct sockaddr *addr, socklen_t len, struct sockaddr_st
   return fd;
 }
 
-int rpci_udp_send_batch(int fd, const struct sockaddr *to, socklen_t tolen,
-                        uint8_t (*bufs)[1452], const size_t *lens, size_t n) {
+int rpci_udp_send_batch(int fd, const struct sockaddr *to, socklen_t tolen, uint8_t (*bufs)[1452],
+                        const size_t *lens, size_t n) {
   struct mmsghdr msgs[16];
   struct iovec iov[16];
   size_t done = 0;

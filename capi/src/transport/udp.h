@@ -31,8 +31,8 @@ int rpci_udp_bind(const struct sockaddr *addr, socklen_t len, struct sockaddr_st
  * Failed sends are dropped (QUIC recovers losses). Returns -1 when a
  * connected socket reports ICMP "port unreachable" (the kernel hands that
  * error to whichever send or receive comes next), else 0. */
-int rpci_udp_send_batch(int fd, const struct sockaddr *to, socklen_t tolen,
-                        uint8_t (*bufs)[1452], const size_t *lens, size_t n);
+int rpci_udp_send_batch(int fd, const struct sockaddr *to, socklen_t tolen, uint8_t (*bufs)[1452],
+                        const size_t *lens, size_t n);
 typedef void (*rpci_udp_pkt_fn)(void *arg, const struct sockaddr *from, socklen_t fromlen,
                                 const uint8_t *data, size_t len);
 /* Reads every pending datagram (up to a bound per call, for fairness) and

@@ -18,7 +18,8 @@ typedef struct rpci_buf {
   size_t cap;
 } rpci_buf;
 
-#define RPCI_BUF_INIT {NULL, 0, 0}
+#define RPCI_BUF_INIT \
+  { NULL, 0, 0 }
 
 /* Ensures room for `extra` more bytes. Returns 0 or -1 (out of memory). */
 int rpci_buf_reserve(rpci_buf *b, size_t extra);

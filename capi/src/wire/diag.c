@@ -1,6 +1,5 @@
 /* Diagnostic notation printer and parser: see diag.h. */
 #include "wire/diag.h"
-#include "wire/strlit.h"
 
 #include <errno.h>
 #include <math.h>
@@ -8,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wire/strlit.h"
 #include "wire/utf8.h"
 
 /* ---- numbers ------------------------------------------------------------ */
@@ -342,14 +342,15 @@ static int parse_bytes(pst *p, int b64, rpci_value *v) {
   return e;
 }
 
-
 /* A JSON-style text string after its opening quote. */
 static int parse_text(pst *p, rpci_value *v) {
   rpci_buf acc = RPCI_BUF_INIT;
   const char *why = NULL;
   int e = rpci_strlit_parse(p->s, p->len, &p->pos, 0, &acc, &why);
-  if (e) e = perr(p, e, why);
-  else if (rpci_value_set_str(v, RPCI_V_TEXT, acc.data, acc.len)) e = RPCI_VERR_NOMEM;
+  if (e)
+    e = perr(p, e, why);
+  else if (rpci_value_set_str(v, RPCI_V_TEXT, acc.data, acc.len))
+    e = RPCI_VERR_NOMEM;
   rpci_buf_free(&acc);
   return e;
 }

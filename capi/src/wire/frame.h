@@ -26,12 +26,12 @@
 /* QUIC application error codes (RESET_STREAM, STOP_SENDING,
  * CONNECTION_CLOSE). Part of the protocol: append only. */
 enum rpci_app_error {
-  RPCI_H_NO_ERROR = 0x0,        /* orderly close / stop reading early */
-  RPCI_H_PROTOCOL_ERROR = 0x1,  /* malformed CBOR or frames out of order */
-  RPCI_H_LIMIT_EXCEEDED = 0x2,  /* a message, header or metadata limit */
-  RPCI_H_CANCELLED = 0x3,       /* call cancelled, or its deadline passed */
-  RPCI_H_REFUSED = 0x4,         /* server shutting down: never processed */
-  RPCI_H_INTERNAL_ERROR = 0x5   /* the peer failed for its own reasons */
+  RPCI_H_NO_ERROR = 0x0,       /* orderly close / stop reading early */
+  RPCI_H_PROTOCOL_ERROR = 0x1, /* malformed CBOR or frames out of order */
+  RPCI_H_LIMIT_EXCEEDED = 0x2, /* a message, header or metadata limit */
+  RPCI_H_CANCELLED = 0x3,      /* call cancelled, or its deadline passed */
+  RPCI_H_REFUSED = 0x4,        /* server shutting down: never processed */
+  RPCI_H_INTERNAL_ERROR = 0x5  /* the peer failed for its own reasons */
 };
 
 /* Results of the reader. */
@@ -59,7 +59,7 @@ void rpci_wire_limits_default(rpci_wire_limits *l);
 /* Metadata: text keys; values are bytes. A key ending in "-bin" carries a
  * CBOR byte string, any other key a text string (valid UTF-8). */
 typedef struct rpci_md_entry {
-  char *key; /* NUL-terminated, malloc'd */
+  char *key;    /* NUL-terminated, malloc'd */
   uint8_t *val; /* malloc'd, NUL-terminated for convenience, may hold NULs */
   size_t val_len;
 } rpci_md_entry;
@@ -110,8 +110,7 @@ typedef enum rpci_dir {
 typedef struct rpci_frame_reader rpci_frame_reader;
 
 /* A new reader for one direction. Returns NULL when out of memory. */
-rpci_frame_reader *rpci_frame_reader_new(rpci_dir dir,
-                                         const rpci_wire_limits *limits);
+rpci_frame_reader *rpci_frame_reader_new(rpci_dir dir, const rpci_wire_limits *limits);
 void rpci_frame_reader_free(rpci_frame_reader *r);
 
 /* Feeds bytes. Consumes input until one frame completes or the input is used
@@ -120,8 +119,8 @@ void rpci_frame_reader_free(rpci_frame_reader *r);
  * with the rest of the input. Returns RPCI_WIRE_OK or an error; after an
  * error the reader stays failed and returns the same error.
  * Precondition: out was cleared (zeroed or rpci_frame_clear'ed). */
-int rpci_frame_reader_feed(rpci_frame_reader *r, const uint8_t *in, size_t len,
-                           size_t *consumed, rpci_frame *out);
+int rpci_frame_reader_feed(rpci_frame_reader *r, const uint8_t *in, size_t len, size_t *consumed,
+                           rpci_frame *out);
 
 /* The stream ended (FIN). Returns RPCI_WIRE_OK when the stream ended on a
  * frame boundary in a valid place (a request after its header or any
@@ -137,15 +136,13 @@ const char *rpci_frame_reader_error(const rpci_frame_reader *r);
 /* Encoders: append one frame to out in deterministic encoding. They return 0
  * or -1 when out of memory; method, message and metadata keys must be valid
  * UTF-8 (the rpc layer checks user input before calling). */
-int rpci_frame_encode_header(rpci_buf *out, const char *method,
-                             int64_t timeout_ms /* < 0: omit */,
+int rpci_frame_encode_header(rpci_buf *out, const char *method, int64_t timeout_ms /* < 0: omit */,
                              const rpci_md *metadata /* may be NULL */);
 /* Writes the CBOR head of a byte string of len bytes into head[] and returns
  * its length (1..9); the message bytes follow it on the wire unchanged, so a
  * sender need not copy a large payload. */
 size_t rpci_frame_message_head(uint8_t head[9], uint64_t len);
-int rpci_frame_encode_status(rpci_buf *out, int status,
-                             const char *message /* may be NULL */,
+int rpci_frame_encode_status(rpci_buf *out, int status, const char *message /* may be NULL */,
                              const rpci_md *trailers /* may be NULL */);
 
 /* ---- additions (wire format v1 implementation) ------------------------- */

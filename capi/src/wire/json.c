@@ -1,6 +1,5 @@
 /* JSON reader and writer: see json.h. */
 #include "wire/json.h"
-#include "wire/strlit.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +7,7 @@
 #include <string.h>
 
 #include "wire/diag.h"
+#include "wire/strlit.h"
 #include "wire/utf8.h"
 
 /* ---- parser ------------------------------------------------------------- */
@@ -40,14 +40,15 @@ static int word(jp *p, const char *w) {
   return 0;
 }
 
-
 /* After the opening quote. */
 static int jstring(jp *p, rpci_value *v) {
   rpci_buf acc = RPCI_BUF_INIT;
   const char *why = NULL;
   int e = rpci_strlit_parse(p->s, p->len, &p->pos, RPCI_STRLIT_JSON, &acc, &why);
-  if (e) e = jerr(p, e, why);
-  else if (rpci_value_set_str(v, RPCI_V_TEXT, acc.data, acc.len)) e = RPCI_VERR_NOMEM;
+  if (e)
+    e = jerr(p, e, why);
+  else if (rpci_value_set_str(v, RPCI_V_TEXT, acc.data, acc.len))
+    e = RPCI_VERR_NOMEM;
   rpci_buf_free(&acc);
   return e;
 }
