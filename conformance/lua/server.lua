@@ -43,7 +43,8 @@ local function canonical_of(name)
     f:close()
     vectors = {}
     for _, v in ipairs(doc.vectors) do
-      vectors[v.name] = unhex(v.canonical or v.hex)
+      vectors[v.name] = {canon = unhex(v.canonical or v.hex), error = v.error,
+                         lua_error = v.binding_errors and v.binding_errors.lua}
     end
   end
   return vectors[name]
@@ -151,14 +152,24 @@ end)
 s:handle_raw("conformance.EchoValue", function(data, ctx)
   local name = ctx:get_metadata("x-vector")
   if name == nil then error(rpcnet.error("INVALID_ARGUMENT", "metadata x-vector missing")) end
-  local canon = canonical_of(name)
-  if canon == nil then error(rpcnet.error("NOT_FOUND", "no vector named " .. name)) end
+  local vec = canonical_of(name)
+  if vec == nil then error(rpcnet.error("NOT_FOUND", "no vector named " .. name)) end
+  if vec.error then error(rpcnet.error("INVALID_ARGUMENT", "vector " .. name .. " is an error vector")) end
+  local canon = vec.canon
   if data ~= canon then
     error(rpcnet.error("DATA_LOSS", "vector " .. name .. ": received bytes " .. hex(data) ..
       " differ from the canonical " .. hex(canon)))
   end
   local ok, v = pcall(rpcnet.decode, data)
-  if not ok then error(rpcnet.error("DATA_LOSS", "vector " .. name .. ": decode failed: " .. tostring(v))) end
+  if not ok then
+    if vec.lua_error and rpcnet.is_error(v) and v.kind == vec.lua_error then
+      -- A value outside what Lua can hold (spec 7.3, binding_errors): the
+      -- documented binding limit, not a wire mismatch.
+      error(rpcnet.error("UNIMPLEMENTED", "vector " .. name .. ": the lua binding cannot decode it (binding_errors: " ..
+        v.kind .. ")"))
+    end
+    error(rpcnet.error("DATA_LOSS", "vector " .. name .. ": decode failed: " .. tostring(v)))
+  end
   local ok2, again = pcall(rpcnet.encode, v)
   if not ok2 then error(rpcnet.error("DATA_LOSS", "vector " .. name .. ": re-encode failed: " .. tostring(again))) end
   if again ~= canon then
