@@ -100,7 +100,13 @@ local function check_empty_map(v, what)
   check(type(v) == "table" and rpcnet.is_map(v) and next(v) == nil, what .. ": expected {}, got " .. tostring(v))
 end
 
-local c = rpcnet.connect(addr, {ca_file = ca})
+-- A failed connect fails every case with its reason (a later case retries).
+local c
+local function connect()
+  if c then return c end
+  c = rpcnet.connect(addr, {ca_file = ca})
+  return c
+end
 
 -- Cases (docs/wire-format.md 8.1) -------------------------------------------
 local cases, order = {}, {}
@@ -251,7 +257,8 @@ for _, name in ipairs(selected) do
   local t0 = rpcnet.monotonic()
   local ok, err
   if fn then
-    ok, err = pcall(fn)
+    ok, err = pcall(connect)
+    if ok then ok, err = pcall(fn) end
   else
     ok, err = false, "unknown case"
   end
@@ -261,5 +268,5 @@ for _, name in ipairs(selected) do
   io.stdout:write(line, "}\n")
   io.stdout:flush()
 end
-c:close()
+if c then c:close() end
 os.exit(0)
