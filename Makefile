@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan demo test test-c test-asan test-python test-lua test-go test-cross fuzz fuzz-smoke bench bench-bindings install format format-check clean
+.PHONY: all deps build build-asan demo test test-c test-asan test-python test-lua test-go test-cross conformance fuzz fuzz-smoke bench bench-bindings install format format-check clean
 
 all: build
 
@@ -50,7 +50,7 @@ test-lua: build
 	  RPCNET_CERTS=$(abspath $(BUILD))/lua-certs lua5.4 bindings/lua/tests/run.lua
 
 # Every suite. Each step fails the target on its own failure.
-test: format-check test-c test-asan test-python test-lua fuzz-smoke test-go test-cross
+test: format-check test-c test-asan test-python test-lua fuzz-smoke test-go test-cross conformance
 	@echo "make test: all suites passed"
 
 # Go binding: in-tree pkg-config file, then vet, tests, race tests, examples.
@@ -74,6 +74,10 @@ bench: build
 # Each binding's server called by the other bindings' clients.
 test-cross: test-python test-go test-lua
 	bash tests/cross/run.sh $(BUILD)
+
+# Every client language against every server language (conformance/README.md).
+conformance: test-python test-go test-lua
+	bash conformance/run.sh $(BUILD)
 
 # Unary latency through each binding against one C server process.
 bench-bindings: test-python test-go test-lua
