@@ -278,12 +278,24 @@ func cancelAfterBegin(c *rpcnet.Client) error {
 		return err
 	}
 	defer st.Close()
-	st.Cancel()
-	b, err := st.RecvRaw()
-	if err == nil {
-		return fmt.Errorf("got message %x after cancel", b)
+	// A receive puts the call on the wire (the header goes out); cancel
+	// while it waits, so the cancellation reaches the server.
+	type result struct {
+		b   []byte
+		err error
 	}
-	return wantCode(err, rpcnet.Canceled, nil)
+	done := make(chan result, 1)
+	go func() {
+		b, err := st.RecvRaw()
+		done <- result{b, err}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	st.Cancel()
+	r := <-done
+	if r.err == nil {
+		return fmt.Errorf("got message %x after cancel", r.b)
+	}
+	return wantCode(r.err, rpcnet.Canceled, nil)
 }
 
 func cancelAfterFirstResponse(c *rpcnet.Client) error {
