@@ -171,6 +171,9 @@ end)
 
 case("cancel_after_begin", function()
   local call <close> = c:bidi("conformance.ClientStream", {timeout = TIMEOUT})
+  -- A short receive puts the call on the wire (its header goes out), so
+  -- the cancellation below reaches the server.
+  call:recv_raw(0.02)
   call:cancel()
   expect_status(function() return call:recv() end, "CANCELLED")
 end)
