@@ -28,26 +28,10 @@ do
 end
 if not ca or not addr then usage("--ca and --addr are required") end
 
--- The JSON reader of the binding's tests, loaded by path (not copied).
 local here = (arg[0]):match("^(.*)/[^/]*$") or "."
-local function load_json()
-  local candidates = {here .. "/../../bindings/lua/tests/json.lua"}
-  for p in (package.path):gmatch("[^;]+") do
-    candidates[#candidates + 1] = (p:gsub("%?%.lua$", "tests/json.lua"))
-  end
-  for _, p in ipairs(candidates) do
-    local f = io.open(p, "rb")
-    if f then f:close(); return dofile(p) end
-  end
-  error("cannot find bindings/lua/tests/json.lua")
-end
-
-local function unhex(h) return (h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end)) end
-local function hex(s)
-  local h = s:gsub(".", function(c) return string.format("%02x", c:byte()) end)
-  if #h > 200 then h = h:sub(1, 200) .. "...(" .. #s .. " bytes)" end
-  return h
-end
+local common = dofile(here .. "/common.lua")
+local function load_json() return common.load_json(here) end
+local unhex, hex = common.unhex, common.hex
 
 -- JSON output -------------------------------------------------------------
 local function jstr(s)
