@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The conformance matrix: every server language × every client language on
-# the cases of conformance/README.md. Prints the matrix (rows: client,
-# columns: server, cells: passed/total), writes BUILD/conformance-report.json
+# the cases of conformance/README.md, plus a "record" column: each client's
+# "frames" case against the C recorder that compares raw request bytes with
+# frames.json. Prints the matrix (rows: client, columns: server, cells:
+# passed/total), writes BUILD/conformance-report.json
 # (every case's result and time per cell) and exits non-zero on any failure,
 # or when a cell ran no case.
 #
@@ -76,7 +78,33 @@ for s in "${servers[@]}"; do
   wait "$pid" 2>/dev/null
 done
 
-python3 - "$out" "$build/conformance-report.json" "${servers[*]}" "${clients[*]}" <<'PY'
+# Byte-level proof: every client's "frames" case against the white-box C
+# recorder, which compares the raw request bytes with frames.json.
+server[record]="$build/conformance/c/conformance_record_server"
+log="$out/server-record.log"
+${server[record]} "$pki/server.pem" "$pki/server-key.pem" >"$log" 2>&1 &
+pid=$!
+port=""
+for _ in $(seq 300); do
+  port=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$log" | head -n1)
+  [ -n "$port" ] && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.05
+done
+for c in "${clients[@]}"; do
+  res="$out/$c-record.jsonl"
+  if [ -z "$port" ]; then
+    echo '{"case": "frames", "ok": false, "ms": 0, "error": "recorder did not print PORT"}' >"$res"
+    continue
+  fi
+  timeout 60 ${client[$c]} --ca "$pki/ca.pem" --addr "127.0.0.1:$port" \
+    --vectors "$RPCNET_VECTORS" --case frames >"$res" 2>"$out/$c-record.stderr" ||
+    echo '{"case": "client_exit", "ok": false, "ms": 0, "error": "client failed"}' >>"$res"
+done
+kill "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+
+python3 - "$out" "$build/conformance-report.json" "${servers[*]} record" "${clients[*]}" <<'PY'
 import json, os, sys
 out, report, servers, clients = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
 cells, bad = {}, 0

@@ -213,6 +213,15 @@ case("unimplemented_method", function()
     "UNIMPLEMENTED")
 end)
 
+-- frames: the byte-level proof, against conformance_record_server only (run
+-- when named: --case frames). The request of frames.json vectors
+-- request_header_timeout_metadata + unary_request; the recorder answers OK
+-- when the bytes it received match.
+cases["frames"] = function()
+  c:call_raw("/echo.Echo/Say", "hello", {timeout = TIMEOUT,
+    metadata = {authorization = "Bearer abc", ["trace-bin"] = "\1\2\255"}})
+end
+
 -- value:NAME, one per vector the Lua binding can encode
 if vectors_path then
   local f = io.open(vectors_path, "rb")

@@ -214,6 +214,14 @@ class Driver:
         expect_status(lambda: self.client.call("conformance.NoSuchMethod", {}, timeout=TIMEOUT),
                       rpcnet.UNIMPLEMENTED, "conformance.NoSuchMethod")
 
+    def frames(self) -> None:
+        """Byte-level proof, against conformance_record_server only (--case
+        frames): the request of frames.json request_header_timeout_metadata +
+        unary_request; the recorder answers OK when the bytes match."""
+        self.client.call_raw("/echo.Echo/Say", b"hello", timeout=TIMEOUT,
+                             metadata={"authorization": "Bearer abc",
+                                       "trace-bin": b"\x01\x02\xff"})
+
     def value(self, vec: Dict[str, Any]) -> Optional[str]:
         name = vec["name"]
         canonical = bytes.fromhex(vec.get("canonical", vec["hex"]))
@@ -280,7 +288,7 @@ def main() -> int:
 
     for case in names:
         run: Callable[[], Optional[str]]
-        if case in CASES:
+        if case in CASES or case == "frames":  # frames: only when named
             run = getattr(driver, case)
         elif case in by_name:
             vec = by_name[case]

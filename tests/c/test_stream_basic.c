@@ -74,6 +74,8 @@ static void *worker(void *arg) {
   while (rpcnet_server_next(srv, -1, &req) == RPCNET_OK) {
     if (!strcmp(rpcnet_request_method(req), "echo"))
       serve_echo(req);
+    else if (!strcmp(rpcnet_request_method(req), "finish_now"))
+      rpcnet_request_finish(req, 0, NULL);
     else
       serve_hold(req);
   }
@@ -297,12 +299,31 @@ static void test_handle_unary_many_threads(void) {
   rpcnet_client_close(cli);
 }
 
+/* A server may end a call OK before the client closes its side (server
+ * streaming that ignores the request): closing then is harmless. */
+static void test_close_send_after_server_finished(void) {
+  rpcnet_client *cli = tu_client_for(srv);
+  REQUIRE(cli);
+  rpcnet_call *call = rpcnet_client_start(cli, "finish_now", 5000);
+  REQUIRE(call);
+  CHECK_EQ_INT(rpcnet_call_send(call, "x", 1), RPCNET_OK);
+  void *d;
+  size_t len;
+  CHECK_EQ_INT(rpcnet_call_recv(call, -1, &d, &len), RPCNET_END_OF_STREAM);
+  CHECK_EQ_INT(rpcnet_call_status(call, NULL), RPCNET_OK);
+  CHECK_EQ_INT(rpcnet_call_close_send(call), RPCNET_OK);
+  CHECK_EQ_INT(rpcnet_call_send(call, "y", 1), RPCNET_FAILED_PRECONDITION); /* sending is not */
+  rpcnet_call_free(call);
+  rpcnet_client_close(cli);
+}
+
 int main(void) {
   srv = tu_server_start(tu_config("cert_file", "@server.pem", "key_file", "@server-key.pem", NULL),
                         "127.0.0.1:0");
   if (!srv) return 1;
   rpcnet_server_handle_stream(srv, "echo", NULL, NULL);
   rpcnet_server_handle_stream(srv, "hold", NULL, NULL);
+  rpcnet_server_handle_stream(srv, "finish_now", NULL, NULL);
   for (int i = 0; i < 4; i++) pthread_create(&workers[i], NULL, worker, NULL);
   RUN(test_bidi_echo_metadata_trailers);
   RUN(test_cancel_reaches_handler);
@@ -310,6 +331,7 @@ int main(void) {
   RUN(test_deadline_without_waiting);
   RUN(test_deadline_while_reconnecting);
   RUN(test_handle_unary_many_threads);
+  RUN(test_close_send_after_server_finished);
   rpcnet_server_shutdown(srv, 1000);
   for (int i = 0; i < 4; i++) pthread_join(workers[i], NULL);
   rpcnet_server_free(srv);

@@ -372,8 +372,10 @@ RPCNET_API int rpcnet_call_send_timeout(rpcnet_call *call, const void *data, siz
  * Returns as rpcnet_call_send. */
 RPCNET_API int rpcnet_call_send_last(rpcnet_call *call, const void *data, size_t len);
 
-/* Finishes the client's side of the stream (FIN). Returns RPCNET_OK or the
- * call's final status when it already ended. Calling it again is harmless. */
+/* Finishes the client's side of the stream (FIN). Returns RPCNET_OK, or the
+ * call's final status when it already ended (RPCNET_OK when it ended OK: a
+ * server may finish before the client closes its side). Calling it again
+ * is harmless. */
 RPCNET_API int rpcnet_call_close_send(rpcnet_call *call);
 
 /* The next message from the server, waiting up to timeout_ms (< 0: until

@@ -659,22 +659,28 @@ int rpcnet_call_send_last(rpcnet_call *k, const void *data, size_t len) {
   return send_message(k, data, len, -1, 1);
 }
 
+/* close_send after the call ended: its final status, OK included (a
+ * server may finish a server-streaming call before the client closes its
+ * side; closing then is harmless, not an error). */
+static int close_ended(rpcnet_call *k) {
+  int st = RPCNET_UNKNOWN;
+  is_done(k, &st);
+  return st == RPCNET_OK ? RPCNET_OK : ended_status(k);
+}
+
 int rpcnet_call_close_send(rpcnet_call *k) {
   rpci_clear_error();
   if (!k) return RPCNET_INVALID_ARGUMENT;
-  if (!k->header_sent)
-    return open_call(k, NULL, 0, 0, 1) == RPCNET_OK ? RPCNET_OK : ended_status(k);
+  if (!k->header_sent) return open_call(k, NULL, 0, 0, 1) == RPCNET_OK ? RPCNET_OK : close_ended(k);
   rpci_qconn_lock(k->qc);
-  int rc = RPCNET_OK;
-  if (!k->send_closed && !k->done) {
+  int done = k->done;
+  if (!k->send_closed && !done) {
     k->send_closed = 1;
     rpci_stream_write(&k->st, NULL, 0, 1);
     call_notify(k);
-  } else if (k->done) {
-    rc = -1;
   }
   rpci_qconn_unlock(k->qc);
-  return rc == RPCNET_OK ? RPCNET_OK : ended_status(k);
+  return done ? close_ended(k) : RPCNET_OK;
 }
 
 int rpcnet_call_recv(rpcnet_call *k, int timeout_ms, void **data, size_t *len) {

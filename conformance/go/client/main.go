@@ -396,6 +396,21 @@ func unimplementedMethod(c *rpcnet.Client) error {
 	return wantCode(err, rpcnet.Unimplemented, nil)
 }
 
+// frames is the byte-level proof, against conformance_record_server only
+// (run when named: --case frames): the request of frames.json vectors
+// request_header_timeout_metadata + unary_request. The recorder answers OK
+// when the bytes it received match.
+func frames(c *rpcnet.Client) error {
+	ctx, cancel := timeout()
+	defer cancel()
+	ctx = rpcnet.WithMetadata(ctx, map[string]string{
+		"authorization": "Bearer abc",
+		"trace-bin":     "\x01\x02\xff",
+	})
+	_, err := c.CallRaw(ctx, "/echo.Echo/Say", []byte("hello"))
+	return err
+}
+
 // valueCase runs one vector. limited is true when the vector's
 // binding_errors name some language: a server in such a language cannot
 // decode it, and answers UNIMPLEMENTED (the Python and Lua servers' reply);
@@ -537,6 +552,7 @@ func main() {
 		return
 	}
 	defer func() { c.Close() }()
+	cases["frames"] = frames // only when named: it needs the recording server
 	for _, name := range run {
 		f, ok := cases[name]
 		if !ok {
