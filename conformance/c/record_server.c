@@ -56,8 +56,10 @@ static int split_vector(const cf_vectors *vectors, const char *name, rpci_frame 
   memset(&f, 0, sizeof f);
   if (rpci_frame_reader_feed(r, bytes, n, &used, &f) == 0 && f.type == RPCI_FRAME_HEADER) {
     off = used;
-    if (header) *header = f;
-    else rpci_frame_clear(&f);
+    if (header)
+      *header = f;
+    else
+      rpci_frame_clear(&f);
     if (header_len) *header_len = used;
     rc = 0;
     if (message) {
@@ -116,8 +118,8 @@ static const char *check(const rpci_buf *b, char *why, size_t whylen) {
     size_t rest = b->len - used;
     if (h.timeout_ms < 0 || used != want.len || memcmp(b->data, want.data, used) != 0) {
       char *g = cf_hex(b->data, used, 120), *w = cf_hex(want.data, want.len, 120);
-      snprintf(why, whylen, "header bytes %s, want %s (frames.json request_header_timeout_metadata)",
-               g, w);
+      snprintf(why, whylen,
+               "header bytes %s, want %s (frames.json request_header_timeout_metadata)", g, w);
       free(g);
       free(w);
       res = why;
@@ -174,9 +176,10 @@ static void on_close(rpci_stream *s, uint64_t code) {
   free(r);
 }
 
-static const rpci_qconn_events events = {
-    .stream_open = on_open, .stream_data = on_data, .stream_reset = on_reset,
-    .stream_close = on_close};
+static const rpci_qconn_events events = {.stream_open = on_open,
+                                         .stream_data = on_data,
+                                         .stream_reset = on_reset,
+                                         .stream_close = on_close};
 
 int main(int argc, char **argv) {
   if (argc != 3) {
