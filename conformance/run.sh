@@ -26,6 +26,8 @@ all=(c python go lua)
 [ ${#servers[@]} -gt 0 ] || servers=("${all[@]}")
 [ ${#clients[@]} -gt 0 ] || clients=("${all[@]}")
 
+# shellcheck source=../scripts/server-lib.sh
+. "$repo/scripts/server-lib.sh"
 pki="$build/conformance-pki"
 bash "$repo/scripts/gen-certs.sh" "$pki" || exit 1
 export RPCNET_VECTORS="$repo/conformance/vectors/values.json"
@@ -52,16 +54,8 @@ out="$build/conformance-results"
 rm -rf "$out"
 mkdir -p "$out"
 for s in "${servers[@]}"; do
-  log="$out/server-$s.log"
-  ${server[$s]} "$pki/server.pem" "$pki/server-key.pem" >"$log" 2>&1 &
-  pid=$!
-  port=""
-  for _ in $(seq 300); do
-    port=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$log" | head -n1)
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
+  start_server "$out/server-$s.log" ${server[$s]} "$pki/server.pem" "$pki/server-key.pem"
+  port=$SERVER_PORT
   for c in "${clients[@]}"; do
     res="$out/$c-$s.jsonl"
     if [ -z "$port" ]; then
@@ -74,23 +68,14 @@ for s in "${servers[@]}"; do
     rc=$?
     [ $rc -eq 0 ] || echo "{\"case\": \"client_exit\", \"ok\": false, \"ms\": 0, \"error\": \"client exited $rc after $(( $(date +%s) - t0 )) s\"}" >>"$res"
   done
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  stop_server
 done
 
 # Byte-level proof: every client's "frames" case against the white-box C
 # recorder, which compares the raw request bytes with frames.json.
-server[record]="$build/conformance/c/conformance_record_server"
-log="$out/server-record.log"
-${server[record]} "$pki/server.pem" "$pki/server-key.pem" >"$log" 2>&1 &
-pid=$!
-port=""
-for _ in $(seq 300); do
-  port=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$log" | head -n1)
-  [ -n "$port" ] && break
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.05
-done
+start_server "$out/server-record.log" "$build/conformance/c/conformance_record_server" \
+  "$pki/server.pem" "$pki/server-key.pem"
+port=$SERVER_PORT
 for c in "${clients[@]}"; do
   res="$out/$c-record.jsonl"
   if [ -z "$port" ]; then
@@ -101,8 +86,7 @@ for c in "${clients[@]}"; do
     --vectors "$RPCNET_VECTORS" --case frames >"$res" 2>"$out/$c-record.stderr" ||
     echo '{"case": "client_exit", "ok": false, "ms": 0, "error": "client failed"}' >>"$res"
 done
-kill "$pid" 2>/dev/null
-wait "$pid" 2>/dev/null
+stop_server
 
 python3 - "$out" "$build/conformance-report.json" "${servers[*]} record" "${clients[*]}" <<'PY'
 import json, os, sys

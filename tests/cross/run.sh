@@ -6,6 +6,8 @@ set -uo pipefail
 build=$(cd "${1:?usage: run.sh BUILD_DIR}" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# shellcheck source=../../scripts/server-lib.sh
+. "$repo/scripts/server-lib.sh"
 pki="$build/cross-pki"
 bash "$repo/scripts/gen-certs.sh" "$pki" || exit 1
 export LUA_CPATH="$build/bindings/lua/?.so;;" LUA_PATH="$repo/bindings/lua/?.lua;;"
@@ -24,14 +26,8 @@ client[lua]="lua5.4 $here/client.lua"
 passed=0 failed=0
 for s in python go lua; do
   log=$(mktemp)
-  ${server[$s]} "$pki/server.pem" "$pki/server-key.pem" >"$log" 2>&1 &
-  pid=$!
-  port=""
-  for _ in $(seq 200); do
-    port=$(sed -n 's/^PORT \([0-9]*\)$/\1/p' "$log")
-    [ -n "$port" ] && break
-    sleep 0.05
-  done
+  start_server "$log" ${server[$s]} "$pki/server.pem" "$pki/server-key.pem"
+  port=$SERVER_PORT
   for c in python go lua; do
     [ "$c" = "$s" ] && continue
     if [ -n "$port" ] && out=$(timeout 30 ${client[$c]} "$pki/ca.pem" "127.0.0.1:$port" 2>&1) &&
@@ -43,8 +39,7 @@ for s in python go lua; do
       failed=$((failed + 1))
     fi
   done
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  stop_server
   rm -f "$log"
 done
 echo "$passed passed, $failed failed"
