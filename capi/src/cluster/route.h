@@ -65,13 +65,19 @@ typedef struct rpci_route_cfg {
   uint64_t seed;
 } rpci_route_cfg;
 
+/* Fills cfg with the defaults above (p2c, seed 0). rpci_route_new also
+ * takes a zero int field as its default; phi_eject is taken as given. */
+void rpci_route_cfg_defaults(rpci_route_cfg *cfg);
+
 typedef struct rpci_router rpci_router;
 
+/* cfg NULL: the defaults. Returns NULL when out of memory. */
 rpci_router *rpci_route_new(const rpci_route_cfg *cfg);
 void rpci_route_free(rpci_router *r);
 
 /* Adds or updates a peer (copied). suspect: SWIM holds it suspect.
- * Returns 0 or -1 (out of memory). */
+ * Returns 0 or -1 (out of memory, or a name or address longer than
+ * RPCI_ROUTE_NAME - 1 / RPCI_ROUTE_ADDR - 1 bytes). */
 int rpci_route_upsert(rpci_router *r, const char *name, const char *rpc_addr,
                       const char *const *tag_keys, const char *const *tag_values, size_t ntags,
                       int suspect);
@@ -83,7 +89,7 @@ void rpci_route_remove(rpci_router *r, const char *name);
  * On success returns 0, copies the peer's name and rpc address into
  * name[RPCI_ROUTE_NAME] / addr[RPCI_ROUTE_ADDR], and counts the call in
  * flight (started at now_us). Returns -1 when no peer matches the filter at
- * all (every peer excluded or none with those tags). */
+ * all (every peer excluded or none with those tags), or out of memory. */
 #define RPCI_ROUTE_NAME 65
 #define RPCI_ROUTE_ADDR 65
 int rpci_route_pick(rpci_router *r, const rpci_filter *f, const char *const *exclude,

@@ -68,7 +68,7 @@ int rpci_keyring_remove(rpci_keyring *kr, const char *key);
 /* Appends the sealed form of in[0..len) to out. Returns RPCI_SEAL_OK or
  * RPCI_SEAL_NOMEM. */
 int rpci_keyring_seal(rpci_keyring *kr, int ctx, const uint8_t *in, size_t len, rpci_buf *out);
-/* Opens a sealed message: on success *plain/*plain_len point into a buffer
+/* Opens a sealed message: on success *plain and *plain_len point into a buffer
  * owned by the keyring, valid until the next call on it. Returns an
  * rpci_seal_err. */
 int rpci_keyring_open(rpci_keyring *kr, int ctx, const uint8_t *in, size_t len,
@@ -76,5 +76,9 @@ int rpci_keyring_open(rpci_keyring *kr, int ctx, const uint8_t *in, size_t len,
 /* A short stable description of an error: "malformed", "unknown key",
  * "authentication failed", "plaintext refused", "sealed but no keys". */
 const char *rpci_seal_err_name(int err);
+
+/* Testing only: sets the sealer's next counter (to reach the end of an
+ * epoch without 2^64 seals). */
+void rpci_keyring_set_counter(rpci_keyring *kr, uint64_t counter);
 
 #endif
