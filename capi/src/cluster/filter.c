@@ -107,8 +107,8 @@ void rpci_filter_free(rpci_filter *f) {
 }
 
 /* 1 when some tag has key k (and value v, when v is not NULL). */
-static int has_tag(const char *k, const char *v, const char *const *keys,
-                   const char *const *values, size_t n) {
+static int has_tag(const char *k, const char *v, const char *const *keys, const char *const *values,
+                   size_t n) {
   for (size_t i = 0; i < n; i++)
     if (strcmp(keys[i], k) == 0 && (!v || strcmp(values[i], v) == 0)) return 1;
   return 0;

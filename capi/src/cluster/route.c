@@ -94,11 +94,11 @@ rpci_router *rpci_route_new(const rpci_route_cfg *cfg) {
   r->rng = d.seed;
   r->judge.failures = d.breaker_failures;
   r->judge.base_us = (int64_t)d.breaker_base_ms * 1000;
-  r->judge.max_us = (int64_t)(d.breaker_max_ms < d.breaker_base_ms ? d.breaker_base_ms
-                                                                    : d.breaker_max_ms) *
-                    1000;
-  r->judge.window = d.window < 2 ? 2 : d.window > RPCI_ROUTE_WINDOW_MAX ? RPCI_ROUTE_WINDOW_MAX
-                                                                        : d.window;
+  r->judge.max_us =
+      (int64_t)(d.breaker_max_ms < d.breaker_base_ms ? d.breaker_base_ms : d.breaker_max_ms) * 1000;
+  r->judge.window = d.window < 2                       ? 2
+                    : d.window > RPCI_ROUTE_WINDOW_MAX ? RPCI_ROUTE_WINDOW_MAX
+                                                       : d.window;
   r->judge.z_eject = d.phi_eject > 0 && d.phi_eject < 100 ? rpci_phi_z(d.phi_eject) : HUGE_VAL;
   return r;
 }
@@ -258,10 +258,14 @@ static size_t pick_rr(rpci_router *r, const size_t *cand, size_t n) {
 
 static size_t choose(rpci_router *r, const size_t *cand, size_t n) {
   switch (r->strategy) {
-    case RPCI_ROUTE_ROUND_ROBIN: return pick_rr(r, cand, n);
-    case RPCI_ROUTE_RANDOM: return cand[below(r, n)];
-    case RPCI_ROUTE_LEAST_CONN: return pick_least(r, cand, n);
-    default: return pick_p2c(r, cand, n);
+    case RPCI_ROUTE_ROUND_ROBIN:
+      return pick_rr(r, cand, n);
+    case RPCI_ROUTE_RANDOM:
+      return cand[below(r, n)];
+    case RPCI_ROUTE_LEAST_CONN:
+      return pick_least(r, cand, n);
+    default:
+      return pick_p2c(r, cand, n);
   }
 }
 

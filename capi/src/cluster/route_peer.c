@@ -158,8 +158,7 @@ static void breaker_judge(rpci_rpeer *p, const rpci_judge_cfg *c, int is_probe, 
 void rpci_rpeer_done(rpci_rpeer *p, const rpci_judge_cfg *c, int64_t started_us, int64_t now_us,
                      int outcome) {
   if (!take_start(p, started_us)) return;
-  int is_probe =
-      p->breaker == RPCI_BREAKER_HALF && p->probe && p->probe_start_us == started_us;
+  int is_probe = p->breaker == RPCI_BREAKER_HALF && p->probe && p->probe_start_us == started_us;
   if (outcome == RPCI_ROUTE_ABANDONED) {
     if (is_probe) p->probe = 0;
     return;

@@ -46,11 +46,11 @@ enum { RPCI_BREAKER_CLOSED = 0, RPCI_BREAKER_OPEN = 1, RPCI_BREAKER_HALF = 2 };
 
 /* The registry-wide judgement settings, derived from rpci_route_cfg. */
 typedef struct rpci_judge_cfg {
-  int failures;         /* consecutive failures that open the breaker */
-  int64_t base_us;      /* first cool-down */
-  int64_t max_us;       /* cool-down cap */
-  int window;           /* samples kept per peer, 2..RPCI_ROUTE_WINDOW_MAX */
-  double z_eject;       /* phi > phi_eject <=> z > z_eject; HUGE_VAL: off */
+  int failures;    /* consecutive failures that open the breaker */
+  int64_t base_us; /* first cool-down */
+  int64_t max_us;  /* cool-down cap */
+  int window;      /* samples kept per peer, 2..RPCI_ROUTE_WINDOW_MAX */
+  double z_eject;  /* phi > phi_eject <=> z > z_eject; HUGE_VAL: off */
 } rpci_judge_cfg;
 
 typedef struct rpci_rpeer {

@@ -373,13 +373,21 @@ int rpci_keyring_open(rpci_keyring *kr, int ctx, const uint8_t *in, size_t len,
 
 const char *rpci_seal_err_name(int err) {
   switch (err) {
-    case RPCI_SEAL_OK: return "ok";
-    case RPCI_SEAL_MALFORMED: return "malformed";
-    case RPCI_SEAL_NO_KEY: return "unknown key";
-    case RPCI_SEAL_AUTH: return "authentication failed";
-    case RPCI_SEAL_PLAIN: return "plaintext refused";
-    case RPCI_SEAL_SEALED: return "sealed but no keys";
-    case RPCI_SEAL_NOMEM: return "out of memory";
-    default: return "unknown error";
+    case RPCI_SEAL_OK:
+      return "ok";
+    case RPCI_SEAL_MALFORMED:
+      return "malformed";
+    case RPCI_SEAL_NO_KEY:
+      return "unknown key";
+    case RPCI_SEAL_AUTH:
+      return "authentication failed";
+    case RPCI_SEAL_PLAIN:
+      return "plaintext refused";
+    case RPCI_SEAL_SEALED:
+      return "sealed but no keys";
+    case RPCI_SEAL_NOMEM:
+      return "out of memory";
+    default:
+      return "unknown error";
   }
 }
