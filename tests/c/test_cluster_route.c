@@ -233,16 +233,32 @@ static void p2c_prefers_faster(void) {
   }
   fprintf(stderr, "p2c: fast %d, slow %d\n", count[0], count[1]);
   CHECK(count[0] > 9900);
-  /* cost counts calls in flight: equal latencies, the idle peer wins */
-  rpci_route_info a = info(r, 0, now), b = info(r, 1, now);
-  CHECK(a.ewma_us > 900 && a.ewma_us < 1100 && b.ewma_us > 4000);
-  for (int i = 0; i < 4; i++) {
-    CHECK_EQ_INT(pick(r, NULL, NULL, 0, now), 0); /* 1 * (k+1) ms < 5 ms for k < 4 */
+  /* p1 has not been called for 10 s: its estimate has decayed towards the
+   * prior (the mean of the others, p0's 1 ms), so it gets a call again as
+   * soon as p0 is busier; without the decay it would wait for 5 in flight */
+  CHECK(info(r, 1, now).ewma_us > 4000);
+  CHECK_EQ_INT(pick(r, NULL, NULL, 0, now), 0);
+  CHECK_EQ_INT(pick(r, NULL, NULL, 0, now), 1);
+  rpci_route_free(r);
+
+  /* cost = (inflight + 1) * ewma: fresh samples of 1 ms and 4.5 ms */
+  r = router(RPCI_ROUTE_P2C);
+  REQUIRE(r);
+  add(r, "p0", "eu", 0);
+  add(r, "p1", "eu", 0);
+  const char *not0[] = {"p1"}, *not1[] = {"p0"};
+  int64_t t = 100 * MS;
+  for (int i = 0; i < 30; i++) {
+    REQUIRE(pick(r, NULL, not0, 1, t - 1 * MS) == 0);
+    rpci_route_done(r, "p0", t - 1 * MS, t, RPCI_ROUTE_OK);
+    REQUIRE(pick(r, NULL, not1, 1, t - 4500) == 1);
+    rpci_route_done(r, "p1", t - 4500, t, RPCI_ROUTE_OK);
   }
-  int slow = 0;
-  for (int i = 0; i < 6; i++) slow += pick(r, NULL, NULL, 0, now) == 1;
-  CHECK(slow >= 1 && slow <= 2); /* 5 in flight on the fast one cost as much as 1 on the slow */
-  CHECK_EQ_INT(info(r, 0, now).inflight + info(r, 1, now).inflight, 10);
+  CHECK(info(r, 0, t).ewma_us == 1000 && info(r, 1, t).ewma_us == 4500);
+  for (int i = 0; i < 4; i++) CHECK_EQ_INT(pick(r, NULL, NULL, 0, t), 0); /* (k+1) ms < 4.5 */
+  CHECK_EQ_INT(pick(r, NULL, NULL, 0, t), 1);                             /* 5 > 4.5 */
+  for (int i = 0; i < 4; i++) CHECK_EQ_INT(pick(r, NULL, NULL, 0, t), 0); /* 5..8 < 9 */
+  CHECK_EQ_INT(info(r, 0, t).inflight, 8);
   rpci_route_free(r);
 
   /* a peer without samples is costed at the mean of the others */

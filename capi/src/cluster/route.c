@@ -208,27 +208,29 @@ static int tier(rpci_router *r, rpci_rpeer *p, int64_t now_us) {
   return 2 * judged + p->suspect;
 }
 
-static double cost(const rpci_rpeer *p, double fallback) {
-  return (double)(p->nstarts + 1) * (p->ewma_us > 0 ? p->ewma_us : fallback);
+/* What a pick knows about latencies: the sum and count of the peers'
+ * EWMAs, for the prior of each peer (the mean of the others, or 1 ms). */
+typedef struct ewma_sum {
+  double sum;
+  int n;
+} ewma_sum;
+
+static double prior(const ewma_sum *e, const rpci_rpeer *p) {
+  int has = p->ewma_us > 0, n = e->n - has;
+  return n > 0 ? (e->sum - (has ? p->ewma_us : 0)) / n : 1000.0;
 }
 
-/* The latency assumed for a peer without samples: the mean EWMA of those
- * with samples, or 1 ms. */
-static double fallback_ewma(const rpci_router *r) {
-  double sum = 0;
-  int n = 0;
-  for (size_t i = 0; i < r->n; i++)
-    if (r->peers[i]->ewma_us > 0) sum += r->peers[i]->ewma_us, n++;
-  return n ? sum / n : 1000.0;
+static double cost(const rpci_rpeer *p, const ewma_sum *e, int64_t now_us) {
+  return (double)(p->nstarts + 1) * rpci_rpeer_estimate(p, prior(e, p), now_us);
 }
 
-static size_t pick_p2c(rpci_router *r, const size_t *cand, size_t n) {
+static size_t pick_p2c(rpci_router *r, const size_t *cand, size_t n, const ewma_sum *e,
+                       int64_t now_us) {
   if (n == 1) return cand[0];
   size_t a = below(r, n), b = below(r, n - 1);
   if (b >= a) b++;
   rpci_rpeer *pa = r->peers[cand[a]], *pb = r->peers[cand[b]];
-  double fb = pa->ewma_us > 0 && pb->ewma_us > 0 ? 0 : fallback_ewma(r);
-  return cost(pb, fb) < cost(pa, fb) ? cand[b] : cand[a];
+  return cost(pb, e, now_us) < cost(pa, e, now_us) ? cand[b] : cand[a];
 }
 
 static size_t pick_least(rpci_router *r, const size_t *cand, size_t n) {
@@ -256,7 +258,8 @@ static size_t pick_rr(rpci_router *r, const size_t *cand, size_t n) {
   return best;
 }
 
-static size_t choose(rpci_router *r, const size_t *cand, size_t n) {
+static size_t choose(rpci_router *r, const size_t *cand, size_t n, const ewma_sum *e,
+                     int64_t now_us) {
   switch (r->strategy) {
     case RPCI_ROUTE_ROUND_ROBIN:
       return pick_rr(r, cand, n);
@@ -265,7 +268,7 @@ static size_t choose(rpci_router *r, const size_t *cand, size_t n) {
     case RPCI_ROUTE_LEAST_CONN:
       return pick_least(r, cand, n);
     default:
-      return pick_p2c(r, cand, n);
+      return pick_p2c(r, cand, n, e, now_us);
   }
 }
 
@@ -273,8 +276,10 @@ int rpci_route_pick(rpci_router *r, const rpci_filter *f, const char *const *exc
                     size_t nexclude, int64_t now_us, char *name, char *addr) {
   size_t n = 0;
   int best = 4;
+  ewma_sum e = {0, 0};
   for (size_t i = 0; i < r->n; i++) {
     rpci_rpeer *p = r->peers[i];
+    if (p->ewma_us > 0) e.sum += p->ewma_us, e.n++;
     if (!rpci_filter_match(f, p->tag_keys, p->tag_values, p->ntags) ||
         excluded(p->name, exclude, nexclude))
       continue;
@@ -283,8 +288,8 @@ int rpci_route_pick(rpci_router *r, const rpci_filter *f, const char *const *exc
     if (t == best) r->cand[n++] = i;
   }
   if (n == 0) return -1;
-  rpci_rpeer *p = r->peers[choose(r, r->cand, n)];
-  if (rpci_rpeer_start(p, &r->judge, now_us)) return -1;
+  rpci_rpeer *p = r->peers[choose(r, r->cand, n, &e, now_us)];
+  if (rpci_rpeer_start(p, prior(&e, p), now_us)) return -1;
   memcpy(name, p->name, RPCI_ROUTE_NAME);
   memcpy(addr, p->addr, RPCI_ROUTE_ADDR);
   return 0;

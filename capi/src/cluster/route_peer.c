@@ -54,7 +54,14 @@ int rpci_rpeer_outlier(const rpci_rpeer *p, const rpci_judge_cfg *c, int64_t now
   return p->nstarts || now_us - p->last_done_us < c->base_us;
 }
 
-static void add_sample(rpci_rpeer *p, const rpci_judge_cfg *c, int64_t lat) {
+double rpci_rpeer_estimate(const rpci_rpeer *p, double prior_us, int64_t now_us) {
+  if (p->ewma_us <= 0) return prior_us;
+  if (p->nstarts || now_us <= p->ewma_at_us) return p->ewma_us;
+  double w = exp(-(double)(now_us - p->ewma_at_us) / RPCI_ROUTE_EWMA_IDLE_US);
+  return p->ewma_us * w + prior_us * (1 - w);
+}
+
+static void add_sample(rpci_rpeer *p, const rpci_judge_cfg *c, int64_t lat, int64_t now_us) {
   if (lat < 0) lat = 0;
   if (lat > RPCI_ROUTE_SAMPLE_MAX) lat = RPCI_ROUTE_SAMPLE_MAX;
   if (!p->win && !(p->win = calloc((size_t)c->window, sizeof *p->win))) return;
@@ -72,6 +79,7 @@ static void add_sample(rpci_rpeer *p, const rpci_judge_cfg *c, int64_t lat) {
   p->last_us = lat;
   p->ewma_us = p->ewma_us > 0 ? p->ewma_us + ((double)lat - p->ewma_us) / 4 : (double)lat;
   if (p->ewma_us <= 0) p->ewma_us = 1; /* 0 means "no sample" in rpci_route_info */
+  p->ewma_at_us = now_us;
   p->eject_at_us = isinf(c->z_eject) ? HUGE_VAL : rpci_rpeer_mean(p) + c->z_eject * rpeer_sd(p);
 }
 
@@ -90,13 +98,17 @@ static size_t lower_bound(const rpci_rpeer *p, int64_t t) {
   return lo;
 }
 
-int rpci_rpeer_start(rpci_rpeer *p, const rpci_judge_cfg *c, int64_t now_us) {
+int rpci_rpeer_start(rpci_rpeer *p, double prior_us, int64_t now_us) {
   if (p->nstarts == p->cap_starts) {
     size_t cap = p->cap_starts ? 2 * p->cap_starts : 8;
     int64_t *s = realloc(p->starts, cap * sizeof *s);
     if (!s) return -1;
     p->starts = s;
     p->cap_starts = cap;
+  }
+  if (p->nstarts == 0 && p->ewma_us > 0) { /* fold in the idle decay */
+    p->ewma_us = rpci_rpeer_estimate(p, prior_us, now_us);
+    p->ewma_at_us = now_us;
   }
   size_t i = lower_bound(p, now_us + 1); /* after equal times: usually the end */
   memmove(&p->starts[i + 1], &p->starts[i], (p->nstarts - i) * sizeof *p->starts);
@@ -165,7 +177,7 @@ void rpci_rpeer_done(rpci_rpeer *p, const rpci_judge_cfg *c, int64_t started_us,
   }
   p->last_done_us = now_us;
   if (outcome == RPCI_ROUTE_OK) {
-    add_sample(p, c, now_us - started_us);
+    add_sample(p, c, now_us - started_us, now_us);
   } else {
     p->failures++;
   }

@@ -11,6 +11,12 @@
  * - Latency samples (successful calls only) are clamped to [0, 2^26] us
  *   (67 s) so that the window's sums of samples and squares stay exact in
  *   64-bit integers (window <= 1024). The EWMA weights a new sample by 1/4.
+ * - The latency estimate p2c costs a peer with is its EWMA, or the mean EWMA
+ *   of the other peers (the prior; 1 ms when none has samples) before its
+ *   first sample. While a peer is idle its EWMA decays towards the prior
+ *   (time constant RPCI_ROUTE_EWMA_IDLE_US), folded in when its next call
+ *   starts: without that, one slow spell (a stall, a GC pause) would price
+ *   a peer out of p2c for good, since only calls it gets can correct it.
  * - Phi: X ~ Normal(mean, sd) over the window, with sd at least
  *   max(mean / 4, 1 ms) so that a peer with very regular latencies is not
  *   ejected for ordinary jitter; phi(t) = -log10(P(X > t)) with
@@ -41,6 +47,7 @@
 #define RPCI_PHI_MIN_SD_US 1000.0
 #define RPCI_ROUTE_WINDOW_MAX 1024
 #define RPCI_ROUTE_SAMPLE_MAX ((int64_t)1 << 26)
+#define RPCI_ROUTE_EWMA_IDLE_US 2000000.0
 
 enum { RPCI_BREAKER_CLOSED = 0, RPCI_BREAKER_OPEN = 1, RPCI_BREAKER_HALF = 2 };
 
@@ -64,7 +71,8 @@ typedef struct rpci_rpeer {
   int64_t *starts;
   size_t nstarts, cap_starts;
   /* latency */
-  double ewma_us; /* 0 until the first sample */
+  double ewma_us;     /* 0 until the first sample */
+  int64_t ewma_at_us; /* when ewma_us was last set */
   int64_t *win;   /* ring of cfg.window samples */
   int wn, wpos;
   int64_t wsum, wsq, last_us, last_done_us;
@@ -84,8 +92,11 @@ int rpci_rpeer_outlier(const rpci_rpeer *p, const rpci_judge_cfg *c, int64_t now
 /* 1 when the breaker lets a call through at now (an open breaker whose
  * cool-down is over becomes half-open here). */
 int rpci_rpeer_admits(rpci_rpeer *p, int64_t now_us);
-/* Counts a call started at now. Returns 0 or -1 (out of memory). */
-int rpci_rpeer_start(rpci_rpeer *p, const rpci_judge_cfg *c, int64_t now_us);
+/* The latency estimate of p at now given the prior (see the notes). */
+double rpci_rpeer_estimate(const rpci_rpeer *p, double prior_us, int64_t now_us);
+/* Counts a call started at now (prior: as for the estimate). Returns 0 or
+ * -1 (out of memory). */
+int rpci_rpeer_start(rpci_rpeer *p, double prior_us, int64_t now_us);
 /* Ends the call started at started_us with an rpci_route_outcome; ignored
  * when no such call is in flight. */
 void rpci_rpeer_done(rpci_rpeer *p, const rpci_judge_cfg *c, int64_t started_us, int64_t now_us,
