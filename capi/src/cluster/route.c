@@ -361,7 +361,7 @@ int64_t rpci_route_percentile_us(rpci_router *r, double p) {
   size_t m = 0;
   for (size_t i = 0; i < r->n; i++) {
     const rpci_rpeer *q = r->peers[i];
-    memcpy(r->scratch + m, q->win, (size_t)q->wn * sizeof *q->win);
+    if (q->wn) memcpy(r->scratch + m, q->win, (size_t)q->wn * sizeof *q->win);
     m += (size_t)q->wn;
   }
   size_t k = (size_t)ceil(p * (double)total);

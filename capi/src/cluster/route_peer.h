@@ -73,7 +73,7 @@ typedef struct rpci_rpeer {
   /* latency */
   double ewma_us;     /* 0 until the first sample */
   int64_t ewma_at_us; /* when ewma_us was last set */
-  int64_t *win;   /* ring of cfg.window samples */
+  int64_t *win;       /* ring of cfg.window samples */
   int wn, wpos;
   int64_t wsum, wsq, last_us, last_done_us;
   double eject_at_us; /* ages above this are outliers (when wn is enough) */

@@ -77,8 +77,10 @@ int rpci_keyring_open(rpci_keyring *kr, int ctx, const uint8_t *in, size_t len,
  * "authentication failed", "plaintext refused", "sealed but no keys". */
 const char *rpci_seal_err_name(int err);
 
-/* Testing only: sets the sealer's next counter (to reach the end of an
- * epoch without 2^64 seals). */
+/* Testing only: sets the next counter of the sealer's current epoch (to
+ * reach the end of an epoch without 2^64 seals). The epoch exists from the
+ * first seal after creation or rpci_keyring_use; before that the next seal
+ * starts a new epoch at counter 0 anyway. */
 void rpci_keyring_set_counter(rpci_keyring *kr, uint64_t counter);
 
 #endif
