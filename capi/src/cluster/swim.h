@@ -25,7 +25,7 @@
  *   multiplies the node's own probe interval and timeout), nacks from
  *   indirect-probe helpers, suspicion timeouts that shrink from max to min
  *   as independent confirmations arrive, and suspect messages about a node
- *   sent to that node so it can refute at once. lifeguard = 0 gives plain
+ *   sent to that node so it can refute at once. lifeguard < 0 gives plain
  *   SWIM (fixed timeout, no nacks, no awareness) for comparison.
  * - Dissemination: broadcasts ride on every outgoing packet and on gossip
  *   rounds (gossip_nodes random members every gossip_interval_ms), each
@@ -256,6 +256,11 @@ typedef struct rpci_swim_stats {
   int health;              /* Lifeguard awareness score now */
   int partitioned;         /* currently reporting a partition */
   uint64_t incarnation;    /* this node's incarnation */
+  /* Added after the first draft of this header (append-only): */
+  uint64_t unknown_msgs; /* messages of unknown types and datagrams of
+                            unknown proto versions, skipped */
+  uint64_t tx_dropped;   /* datagrams, broadcasts, relays or push-pull jobs
+                            dropped at a queue bound or out of memory */
 } rpci_swim_stats;
 
 void rpci_swim_get_stats(const rpci_swim *s, rpci_swim_stats *st);
