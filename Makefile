@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan demo test test-c test-asan test-python test-lua test-go test-cross conformance fuzz fuzz-smoke bench bench-bindings install format format-check clean
+.PHONY: all deps build build-asan demo test test-c test-asan test-python test-lua test-go test-cross test-cluster conformance fuzz fuzz-smoke bench bench-bindings bench-cluster install format format-check clean
 
 all: build
 
@@ -50,7 +50,7 @@ test-lua: build
 	  RPCNET_CERTS=$(abspath $(BUILD))/lua-certs lua5.4 bindings/lua/tests/run.lua
 
 # Every suite. Each step fails the target on its own failure.
-test: format-check test-c test-asan test-python test-lua fuzz-smoke test-go test-cross conformance
+test: format-check test-c test-asan test-python test-lua fuzz-smoke test-go test-cross conformance test-cluster
 	@echo "make test: all suites passed"
 
 # Go binding: in-tree pkg-config file, then vet, tests, race tests, examples.
@@ -70,6 +70,16 @@ fuzz: deps
 
 bench: build
 	./$(BUILD)/bench/rpcnet_bench
+
+# Cluster with real processes on loopback (tests/cluster): kill -9, leave,
+# restart, tags, wrong keys, a partition made with iptables. pytest's exit 5
+# (no tests collected) fails the target like any other failure.
+test-cluster: build
+	RPCNET_BUILD_DIR=$(abspath $(BUILD)) python3 -m pytest -q -p no:cacheprovider -s tests/cluster
+
+# The membership simulator's figures (docs/cluster.md).
+bench-cluster: build
+	./$(BUILD)/bench/rpcnet_cluster_sim
 
 # Each binding's server called by the other bindings' clients.
 test-cross: test-python test-go test-lua

@@ -426,6 +426,150 @@ RPCNET_API void rpcnet_call_free(rpcnet_call *call);
  * thread may use cli once this is called. */
 RPCNET_API void rpcnet_client_close(rpcnet_client *cli);
 
+/* ------------------------------------------------------------------------ */
+/* Cluster: SWIM membership with Lifeguard, tags, events, routed calls      */
+/* (docs/cluster.md)                                                         */
+/* ------------------------------------------------------------------------ */
+
+typedef struct rpcnet_cluster rpcnet_cluster;
+
+/* Flags of rpcnet_cluster_call_ex. */
+enum rpcnet_call_flags {
+  /* The method may run more than once: on UNAVAILABLE or a broken connection
+   * the call is retried on another member (cluster_retries times). */
+  RPCNET_CALL_IDEMPOTENT = 1,
+  /* Idempotent calls only: when the first attempt has not answered by the
+   * hedge_percentile latency, a second attempt starts on another member and
+   * the first answer wins (the loser is cancelled). */
+  RPCNET_CALL_HEDGE = 2
+};
+
+/* A new cluster node: binds the gossip UDP socket and starts the failure
+ * detector (alone until rpcnet_cluster_join). Config keys, besides the TLS
+ * client keys used for calls to members and for push-pull (ca_file,
+ * server_name, verify_peer, cert_file/key_file for mTLS, timeouts):
+ *   node_name          unique name of this node (default "<hostname>-<port>")
+ *   gossip_bind        "host:port" of the gossip socket (default
+ *                      "0.0.0.0:7946"; port 0 picks a free one)
+ *   gossip_advertise   the address others send gossip to (default: the bind
+ *                      address, or for a wildcard bind the host's first
+ *                      non-loopback IPv4 address, else 127.0.0.1); names are
+ *                      resolved once, here
+ *   rpc_advertise      the RPC address others call (default: set by
+ *                      rpcnet_cluster_attach_server from the server's port)
+ *   cluster_keys       comma-separated keys (base64 or hex, 16/24/32 bytes);
+ *                      the first seals, all open; "" = gossip in the clear
+ *   probe_interval_ms, probe_timeout_ms, gossip_interval_ms,
+ *   sync_interval_ms, reap_ms, suspicion_mult, lifeguard
+ *                      failure-detector tuning (docs/cluster.md; defaults are
+ *                      memberlist's LAN preset, tuned)
+ *   join_timeout_ms    how long rpcnet_cluster_join waits (default 5000)
+ *   cluster_strategy   p2c (default), round_robin, random, least_connections
+ *   cluster_retries    extra attempts for idempotent calls (default 2)
+ *   hedge_percentile   latency percentile for RPCNET_CALL_HEDGE, 50..99
+ *                      (default 95)
+ *   breaker_failures   consecutive failures that eject a member (default 5)
+ * Returns NULL on failure (bad config, bind failed, bad key); rpcnet_last_error
+ * says why. Free with rpcnet_cluster_free. */
+RPCNET_API rpcnet_cluster *rpcnet_cluster_new(const rpcnet_config *cfg);
+
+/* Attaches a listening server: registers the internal push-pull method
+ * "rpcnet.cluster/sync" on it (an inline handler) and, unless rpc_advertise
+ * was configured, advertises the gossip advertise host with the server's
+ * port as this node's RPC address. A node without a server still joins,
+ * gossips and calls others, but cannot be called and is never a push-pull
+ * target. The server must outlive the cluster (free the cluster first).
+ * Returns RPCNET_OK, RPCNET_INVALID_ARGUMENT (NULL, or not listening) or
+ * RPCNET_FAILED_PRECONDITION (already attached, or after leave). */
+RPCNET_API int rpcnet_cluster_attach_server(rpcnet_cluster *cl, rpcnet_server *srv);
+
+/* Sets (value != NULL) or removes (value == NULL) a tag of this node; the
+ * change is gossiped at once (with a new incarnation). Keys are at most 128
+ * bytes, values 512, at most 32 tags and 1 KiB in all, no ',' or '=' in
+ * keys. Returns RPCNET_OK, RPCNET_INVALID_ARGUMENT or
+ * RPCNET_RESOURCE_EXHAUSTED (limits). Thread-safe. */
+RPCNET_API int rpcnet_cluster_set_tag(rpcnet_cluster *cl, const char *key, const char *value);
+
+/* Joins the cluster through seeds ("host:port,host:port": gossip
+ * addresses). Blocks until a push-pull with one seed completed, or for
+ * join_timeout_ms. Returns RPCNET_OK, RPCNET_INVALID_ARGUMENT (bad seed list),
+ * RPCNET_PERMISSION_DENIED (a seed rejected this node's cluster key; the
+ * message says which seed and why) or RPCNET_UNAVAILABLE (no seed answered).
+ * May be called again. Thread-safe. */
+RPCNET_API int rpcnet_cluster_join(rpcnet_cluster *cl, const char *seeds);
+
+/* Leaves gracefully: the others record this node as "left", not failed.
+ * Waits up to timeout_ms for the leave to be gossiped, then stops probing;
+ * the node still answers until freed. Returns RPCNET_OK or
+ * RPCNET_DEADLINE_EXCEEDED (not confirmed in time; others still learn it). */
+RPCNET_API int rpcnet_cluster_leave(rpcnet_cluster *cl, int timeout_ms);
+
+/* The members whose tags match filter ("k=v,k2=v2", "k" for presence,
+ * "k!=v"; NULL or "" for all), this node included, as one CBOR array of
+ * maps (deterministic encoding):
+ *   {"name": text, "gossip_addr": text, "rpc_addr": text ("" if none),
+ *    "state": "alive"|"suspect"|"dead"|"left", "incarnation": uint,
+ *    "tags": {text: text}, "self": bool, "inflight": uint,
+ *    "latency_us": uint (call latency EWMA, 0 until measured),
+ *    "phi": float (phi accrual score of call latencies),
+ *    "breaker": "closed"|"open"|"half_open"}
+ * Dead and left members are listed until reaped. On RPCNET_OK *data (the
+ * CBOR; free with rpcnet_free) and *len are set. Returns RPCNET_OK or
+ * RPCNET_INVALID_ARGUMENT (bad filter). Thread-safe. */
+RPCNET_API int rpcnet_cluster_members(rpcnet_cluster *cl, const char *filter, void **data,
+                                      size_t *len);
+
+/* Takes the next membership event, waiting up to timeout_ms (< 0: for ever,
+ * 0: do not wait). An event is a CBOR map {"type": text, "member": map as in
+ * rpcnet_cluster_members} with type "joined", "left", "failed", "updated",
+ * "recovered", "suspected", "partitioned" or "healed" (the last two without
+ * "member"). On RPCNET_OK *data (the CBOR; free with rpcnet_free) and *len
+ * are set.
+ * Returns RPCNET_OK or RPCNET_DEADLINE_EXCEEDED. At most 65536 events wait;
+ * older ones are dropped beyond that. Thread-safe. */
+RPCNET_API int rpcnet_cluster_next_event(rpcnet_cluster *cl, int timeout_ms, void **data,
+                                         size_t *len);
+
+/* A file descriptor readable while an event is queued (level-triggered).
+ * Owned by the cluster: do not read or close it. */
+RPCNET_API int rpcnet_cluster_fd(const rpcnet_cluster *cl);
+
+/* This node's name, and the bound gossip port. Valid until free. */
+RPCNET_API const char *rpcnet_cluster_name(const rpcnet_cluster *cl);
+RPCNET_API int rpcnet_cluster_gossip_port(const rpcnet_cluster *cl);
+
+/* A unary call to one alive member whose tags match filter, chosen by
+ * cluster_strategy; connections to members are pooled. Same contract as
+ * rpcnet_client_call otherwise. Without flags a call is attempted once:
+ * RPCNET_UNAVAILABLE is returned when no member matches or the chosen one
+ * is unreachable. Thread-safe. */
+RPCNET_API int rpcnet_cluster_call(rpcnet_cluster *cl, const char *filter, const char *method,
+                                   const void *req, size_t req_len, void **resp, size_t *resp_len,
+                                   int timeout_ms);
+
+/* rpcnet_cluster_call with flags (rpcnet_call_flags) and, when member is not
+ * NULL, the name of the member that answered written to member[member_len]
+ * ("" when none did). */
+RPCNET_API int rpcnet_cluster_call_ex(rpcnet_cluster *cl, const char *filter, const char *method,
+                                      const void *req, size_t req_len, void **resp,
+                                      size_t *resp_len, int timeout_ms, int flags, char *member,
+                                      size_t member_len);
+
+/* The streaming form: starts a call (see rpcnet_client_start) on a member
+ * chosen as for rpcnet_cluster_call. Streams are not retried. Returns NULL
+ * when no member matches or it cannot be reached (rpcnet_last_error says
+ * why). The call handle is used and freed as any other; rpcnet_cluster_free
+ * cancels it if still running (free it anyway). A member that cannot be
+ * reached counts against its circuit breaker; stream latencies are not
+ * measured. */
+RPCNET_API rpcnet_call *rpcnet_cluster_start(rpcnet_cluster *cl, const char *filter,
+                                             const char *method, int timeout_ms);
+
+/* Stops gossip (without a leave: others will see this node fail unless
+ * rpcnet_cluster_leave ran first), closes pooled connections and frees the
+ * node. Must not run concurrently with other calls on cl. NULL is allowed. */
+RPCNET_API void rpcnet_cluster_free(rpcnet_cluster *cl);
+
 #ifdef __cplusplus
 }
 #endif

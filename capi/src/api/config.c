@@ -27,6 +27,11 @@ void rpci_options_default(rpci_options *o) {
   o->max_concurrent_streams = 1024;
   o->max_message_size = 16u << 20;
   o->io_threads = 0;
+  o->lifeguard = 1;
+  o->cluster_retries = 2;
+  o->hedge_percentile = 95;
+  o->breaker_failures = 5;
+  o->join_timeout_ms = 5000;
 }
 
 static int dup_str(char **dst, const char *src) {
@@ -38,10 +43,16 @@ static int dup_str(char **dst, const char *src) {
 
 int rpci_options_copy(rpci_options *dst, const rpci_options *src) {
   *dst = *src;
-  char **d[] = {&dst->cert_file, &dst->key_file, &dst->ca_file,    &dst->cert_pem,
-                &dst->key_pem,   &dst->ca_pem,   &dst->server_name};
-  char *const s[] = {src->cert_file, src->key_file, src->ca_file,    src->cert_pem,
-                     src->key_pem,   src->ca_pem,   src->server_name};
+  char **d[] = {&dst->cert_file,        &dst->key_file,      &dst->ca_file,
+                &dst->cert_pem,         &dst->key_pem,       &dst->ca_pem,
+                &dst->server_name,      &dst->node_name,     &dst->gossip_bind,
+                &dst->gossip_advertise, &dst->rpc_advertise, &dst->cluster_keys,
+                &dst->cluster_strategy};
+  char *const s[] = {src->cert_file,        src->key_file,      src->ca_file,
+                     src->cert_pem,         src->key_pem,       src->ca_pem,
+                     src->server_name,      src->node_name,     src->gossip_bind,
+                     src->gossip_advertise, src->rpc_advertise, src->cluster_keys,
+                     src->cluster_strategy};
   int rc = 0;
   for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) rc |= dup_str(d[i], s[i]);
   if (rc) {
@@ -60,8 +71,17 @@ void rpci_options_free(rpci_options *o) {
   free(o->key_pem);
   free(o->ca_pem);
   free(o->server_name);
+  free(o->node_name);
+  free(o->gossip_bind);
+  free(o->gossip_advertise);
+  free(o->rpc_advertise);
+  if (o->cluster_keys) explicit_bzero(o->cluster_keys, strlen(o->cluster_keys));
+  free(o->cluster_keys);
+  free(o->cluster_strategy);
   o->cert_file = o->key_file = o->ca_file = NULL;
   o->cert_pem = o->key_pem = o->ca_pem = o->server_name = NULL;
+  o->node_name = o->gossip_bind = o->gossip_advertise = o->rpc_advertise = NULL;
+  o->cluster_keys = o->cluster_strategy = NULL;
 }
 
 enum kind { K_STR, K_BOOL, K_MS, K_SIZE, K_INT };
@@ -89,6 +109,23 @@ static const struct key {
     {"max_concurrent_streams", K_SIZE, OFF(max_concurrent_streams), 1, 1 << 20},
     {"max_message_size", K_SIZE, OFF(max_message_size), 1, 1LL << 30},
     {"io_threads", K_INT, OFF(io_threads), 1, 64},
+    {"node_name", K_STR, OFF(node_name), 0, 0},
+    {"gossip_bind", K_STR, OFF(gossip_bind), 0, 0},
+    {"gossip_advertise", K_STR, OFF(gossip_advertise), 0, 0},
+    {"rpc_advertise", K_STR, OFF(rpc_advertise), 0, 0},
+    {"cluster_keys", K_STR, OFF(cluster_keys), 0, 0},
+    {"cluster_strategy", K_STR, OFF(cluster_strategy), 0, 0},
+    {"probe_interval_ms", K_MS, OFF(probe_interval_ms), 10, 3600 * 1000},
+    {"probe_timeout_ms", K_MS, OFF(probe_timeout_ms), 5, 3600 * 1000},
+    {"gossip_interval_ms", K_MS, OFF(gossip_interval_ms), 5, 3600 * 1000},
+    {"sync_interval_ms", K_MS, OFF(sync_interval_ms), 0, 24LL * 3600 * 1000},
+    {"reap_ms", K_MS, OFF(reap_ms), 1000, 7LL * 24 * 3600 * 1000},
+    {"join_timeout_ms", K_MS, OFF(join_timeout_ms), 1, 3600 * 1000},
+    {"suspicion_mult", K_INT, OFF(suspicion_mult), 1, 100},
+    {"lifeguard", K_BOOL, OFF(lifeguard), 0, 1},
+    {"cluster_retries", K_INT, OFF(cluster_retries), 0, 16},
+    {"hedge_percentile", K_INT, OFF(hedge_percentile), 50, 99},
+    {"breaker_failures", K_INT, OFF(breaker_failures), 1, 1000},
 #undef OFF
 };
 
@@ -112,6 +149,15 @@ int rpci_options_snapshot(rpci_options *dst, const rpcnet_config *cfg) {
     return -1;
   }
   return 0;
+}
+
+rpcnet_config *rpci_config_from_options(const rpci_options *o) {
+  rpcnet_config *c = calloc(1, sizeof *c);
+  if (c && rpci_options_copy(&c->o, o) != 0) {
+    free(c);
+    return NULL;
+  }
+  return c;
 }
 
 static int parse_int(const char *v, int64_t *out) {

@@ -174,11 +174,20 @@ static void arm_timer(rpci_qconn *qc) {
 
 static void fail_locked(rpci_qconn *qc, int liberr);
 
-/* Nothing listens at a client's peer address: fail now, not at the
- * handshake timeout. Lock held. */
+/* Nothing listens at a client's peer address any more (the kernel turned
+ * an ICMP port unreachable into ECONNREFUSED on the connected socket): fail
+ * now, not at the handshake or idle timeout. For an established connection
+ * this is what TCP's RST gives: a crashed server process is noticed at
+ * once and calls fail with UNAVAILABLE (so idempotent calls can go
+ * elsewhere). Linux only accepts such errors for the socket's own 4-tuple,
+ * so an off-path spoofer would have to guess the ephemeral port. Lock held. */
 static void refused_locked(rpci_qconn *qc) {
-  if (qc->state != RPCI_QC_HANDSHAKE || qc->doomed) return;
-  snprintf(qc->err, sizeof qc->err, "connection refused by %s (nothing listening?)", qc->peer);
+  if (qc->state == RPCI_QC_CLOSED || qc->doomed) return;
+  if (qc->state == RPCI_QC_HANDSHAKE)
+    snprintf(qc->err, sizeof qc->err, "connection refused by %s (nothing listening?)", qc->peer);
+  else
+    snprintf(qc->err, sizeof qc->err,
+             "%s is unreachable (port unreachable: the server process is gone?)", qc->peer);
   fail_locked(qc, NGTCP2_ERR_DROP_CONN);
 }
 
