@@ -270,7 +270,16 @@ class Call:
     async def _await_fd(self, send: bool) -> None:
         """Waits until the call's recv fd (send=False) or send fd (send=True)
         is readable, with loop.add_reader. Any number of tasks may wait on
-        one call: they share one reader per fd. close() wakes them."""
+        one call: they share one reader per fd. close() wakes them.
+        Cancelling the waiting task cancels the call (rpcnet_call_cancel:
+        the server sees CANCELLED) and leaves no reader on the loop."""
+        try:
+            await self._await_fd_once(send)
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+
+    async def _await_fd_once(self, send: bool) -> None:
         loop = asyncio.get_running_loop()
         with self._busy:
             p = self._p()
@@ -333,11 +342,7 @@ class Call:
             st, data = self._recv_once(0)
             if st != WOULD_BLOCK:
                 return st, data
-            try:
-                await self._await_fd(False)
-            except asyncio.CancelledError:
-                self.cancel()
-                raise
+            await self._await_fd(False)  # a cancelled task cancels the call
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
@@ -355,7 +360,8 @@ class Call:
     async def asend(self, value: Any) -> None:
         """send() that waits for room without blocking the event loop: under
         backpressure it waits for the call's send fd (rpcnet_call_send_fd)
-        with loop.add_reader, then sends."""
+        with loop.add_reader, then sends. Cancelling the task while it waits
+        cancels the call."""
         data = self._enc(value)
         while True:
             with self._busy:
