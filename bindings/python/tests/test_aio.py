@@ -16,6 +16,21 @@ def test_acall(client):
     assert run(main()) == {"sum": 42}
 
 
+def test_acall_with_call_trailers(client):
+    async def main():
+        resp, info = await client.acall("ctx", {"x-t": "v"}, with_call=True)
+        assert resp["method"] == "ctx" and info.trailers["x-t"] == "v"
+        raw, info = await client.acall_raw("echo", b"\x00", with_call=True)
+        assert raw == b"\x00" and info.status == rpcnet.OK and dict(info.trailers) == {}
+        total, info = await client.aclient_stream("sum", [4, 5], with_call=True)
+        assert total == 9 and info.trailers["x-count"] == "done"
+        with pytest.raises(rpcnet.NotFound) as ei:
+            await client.acall("fail_tr", None, with_call=True)
+        assert ei.value.trailers["x-why"] == "missing"
+        assert await client.acall("add", {"a": 1, "b": 1}) == {"sum": 2}
+    run(main())
+
+
 def test_acall_many_concurrent(client):
     async def main():
         return await asyncio.gather(*[client.acall("add", {"a": i, "b": 1}) for i in range(50)])
