@@ -213,7 +213,53 @@ func (h *callHandle) free() {
 // CallOption changes one call.
 type CallOption func(*callOptions)
 
-type callOptions struct{ md map[string]string }
+type callOptions struct {
+	md      map[string]string
+	trailer *map[string]string
+}
+
+// Trailer returns a CallOption that stores the call's trailing metadata in
+// *md once the call has ended, whether it succeeded or failed (as grpc-go's
+// grpc.Trailer): for Call and CallRaw by the time they return, for a Stream
+// when Recv returns io.EOF or the call's error. The map has the shape of
+// Stream.Trailers (first value of each key; "-bin" values are raw bytes in
+// a string); it is empty when the server sent none or the call never
+// reached it.
+func Trailer(md *map[string]string) CallOption {
+	return func(o *callOptions) { o.trailer = md }
+}
+
+// storeTrailers fills *o.trailer, when asked, from an ended call (nil: the
+// call never started).
+func (o *callOptions) storeTrailers(c *C.rpcnet_call) {
+	if o.trailer == nil {
+		return
+	}
+	if c == nil {
+		*o.trailer = map[string]string{}
+		return
+	}
+	*o.trailer = trailersOf(c)
+}
+
+// trailersOf lists the trailing metadata of an ended call.
+func trailersOf(c *C.rpcnet_call) map[string]string {
+	cnt := int(C.rpcnet_call_trailer_count(c))
+	md := make(map[string]string, cnt)
+	for i := 0; i < cnt; i++ {
+		var v *C.char
+		var n C.size_t
+		k := C.rn_trailer_at(c, C.size_t(i), &v, &n)
+		if k == nil {
+			break
+		}
+		key := C.GoString(k)
+		if _, dup := md[key]; !dup {
+			md[key] = C.GoStringN(v, C.int(n))
+		}
+	}
+	return md
+}
 
 // Metadata adds request metadata to a call (keys ending in "-bin" carry
 // bytes, others UTF-8 text).
@@ -245,20 +291,24 @@ func WithMetadata(ctx context.Context, md map[string]string) context.Context {
 	return context.WithValue(ctx, mdKey{}, all)
 }
 
-func (c *Client) start(ctx context.Context, method string, opts []CallOption) (*callHandle, error) {
-	if err := ctxErr(ctx); err != nil {
-		return nil, err
-	}
-	tmo, err := timeoutMS(ctx)
-	if err != nil {
-		return nil, err
-	}
+func collectOptions(ctx context.Context, opts []CallOption) *callOptions {
 	var o callOptions
 	if md, ok := ctx.Value(mdKey{}).(map[string]string); ok {
 		Metadata(md)(&o)
 	}
 	for _, f := range opts {
 		f(&o)
+	}
+	return &o
+}
+
+func (c *Client) start(ctx context.Context, method string, o *callOptions) (*callHandle, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	tmo, err := timeoutMS(ctx)
+	if err != nil {
+		return nil, err
 	}
 	cm := C.CString(method)
 	defer C.free(unsafe.Pointer(cm))
@@ -296,10 +346,13 @@ func (c *Client) start(ctx context.Context, method string, opts []CallOption) (*
 // CallRaw sends req (bytes, binary safe) to method and returns the answer
 // (an empty slice when the server ended the call OK without a message).
 // ctx's deadline is the call's timeout (none: the config's default);
-// cancelling ctx cancels the call, and so does Client.Close.
+// cancelling ctx cancels the call, and so does Client.Close. Options:
+// Metadata, Trailer.
 func (c *Client) CallRaw(ctx context.Context, method string, req []byte, opts ...CallOption) ([]byte, error) {
-	h, err := c.start(ctx, method, opts)
+	o := collectOptions(ctx, opts)
+	h, err := c.start(ctx, method, o)
 	if err != nil {
+		o.storeTrailers(nil)
 		return nil, err
 	}
 	defer h.free()
@@ -310,6 +363,7 @@ func (c *Client) CallRaw(ctx context.Context, method string, req []byte, opts ..
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.c == nil {
+		o.storeTrailers(nil)
 		return nil, closedErr("client")
 	}
 	var resp unsafe.Pointer
@@ -318,6 +372,7 @@ func (c *Client) CallRaw(ctx context.Context, method string, req []byte, opts ..
 	// One cgo call that blocks this thread to the end (measured against
 	// parking on rpcnet_call_fd in the netpoller: see README.md).
 	st := C.rn_unary(h.c, bytesPtr(req), C.size_t(len(req)), &resp, &n, &msg)
+	o.storeTrailers(h.c)
 	if err := statusErr(st, msg); err != nil {
 		return nil, withCtx(ctx, err)
 	}
@@ -352,22 +407,26 @@ func (c *Client) Call(ctx context.Context, method string, in any, out any, opts 
 // goroutine may send (Send, CloseSend) while another receives (Recv,
 // Status, Trailer). Close frees it; Client.Close frees it too.
 type Stream struct {
-	h      *callHandle
-	ctx    context.Context
-	stop   func() bool
-	mu     sync.Mutex // guards the fields below
-	ended  bool
-	status error
+	h       *callHandle
+	ctx     context.Context
+	stop    func() bool
+	trailer *map[string]string // the Trailer option's map, filled at the end
+	mu      sync.Mutex         // guards the fields below
+	ended   bool
+	status  error
 }
 
 // Stream starts a call of method. ctx's deadline is the whole call's
 // timeout (none: the config's default); cancelling ctx cancels it.
+// Options: Metadata, Trailer.
 func (c *Client) Stream(ctx context.Context, method string, opts ...CallOption) (*Stream, error) {
-	h, err := c.start(ctx, method, opts)
+	o := collectOptions(ctx, opts)
+	h, err := c.start(ctx, method, o)
 	if err != nil {
+		o.storeTrailers(nil)
 		return nil, err
 	}
-	return &Stream{h: h, ctx: ctx, stop: context.AfterFunc(ctx, h.cancel)}, nil
+	return &Stream{h: h, ctx: ctx, stop: context.AfterFunc(ctx, h.cancel), trailer: o.trailer}, nil
 }
 
 // SendRaw sends one message (copied by the library). It blocks while the
@@ -427,6 +486,9 @@ func (s *Stream) RecvRaw() ([]byte, error) {
 		st := C.rn_status(s.h.c, &msg)
 		s.status = withCtx(s.ctx, statusErr(st, msg))
 		s.ended = true
+		if s.trailer != nil {
+			*s.trailer = trailersOf(s.h.c)
+		}
 	}
 	if s.status != nil {
 		return nil, s.status
@@ -487,21 +549,7 @@ func (s *Stream) Trailers() map[string]string {
 	if s.h.c == nil {
 		return nil
 	}
-	cnt := int(C.rpcnet_call_trailer_count(s.h.c))
-	md := make(map[string]string, cnt)
-	for i := 0; i < cnt; i++ {
-		var v *C.char
-		var n C.size_t
-		k := C.rn_trailer_at(s.h.c, C.size_t(i), &v, &n)
-		if k == nil {
-			break
-		}
-		key := C.GoString(k)
-		if _, dup := md[key]; !dup {
-			md[key] = C.GoStringN(v, C.int(n))
-		}
-	}
-	return md
+	return trailersOf(s.h.c)
 }
 
 // Cancel cancels the call (any goroutine, any time).
