@@ -1,91 +1,87 @@
 // Package rpcnet is the Go binding of rpcnet, RPC over QUIC + TLS 1.3 with a
-// CBOR wire format. It calls the C library (<rpcnet/rpcnet.h>) through a
-// hand-written cgo layer: blocking C calls run on the calling goroutine's
-// thread, no library thread ever calls into Go (servers pull calls with
-// rpcnet_server_next), and every failure is an *Error.
+// CBOR wire format. It calls the C library (<rpcnet/rpcnet.h>) through the
+// SWIG-generated package internal/capi (swig/rpcnet.i + swig/go.i):
+// blocking C calls run on the calling goroutine's thread, no library thread
+// ever calls into Go (servers pull calls with rpcnet_server_next), and
+// every failure is an *Error.
 package rpcnet
-
-/*
-#cgo pkg-config: rpcnet
-#include "helpers.h"
-*/
-import "C"
 
 import (
 	"context"
 	"errors"
 	"io"
 	"math"
+	"runtime"
 	"sync"
 	"time"
-	"unsafe"
+
+	"github.com/rpcnet/rpcnet/bindings/go/internal/capi"
+)
+
+// The C handles, as SWIG names them.
+type (
+	cConfig  = capi.Config
+	cClient  = capi.Client
+	cCall    = capi.Call
+	cServer  = capi.Server
+	cRequest = capi.Request
+)
+
+// Results of the C API that are not status codes.
+const (
+	cEndOfStream = -1 // RPCNET_END_OF_STREAM
+	cWouldBlock  = -2 // RPCNET_WOULD_BLOCK
 )
 
 // Version is the C library's version ("MAJOR.MINOR.PATCH").
-func Version() string { return C.GoString(C.rpcnet_version()) }
+func Version() string { return capi.Rpcnet_version() }
 
-// takeErr converts a malloc'd C message into a Go string and frees it.
-func takeErr(p *C.char) string {
-	if p == nil {
-		return ""
+// locked runs f, a C call returning a status, with the goroutine locked to
+// its thread, and reads rpcnet_last_error() (thread-local) on that thread
+// when the status is not OK.
+func locked(f func() int) (int, string) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	st := f()
+	if st == 0 {
+		return 0, ""
 	}
-	s := C.GoString(p)
-	C.free(unsafe.Pointer(p))
-	return s
+	return st, capi.Rpcnet_last_error()
 }
 
-func statusErr(st C.int, msg *C.char) error {
-	m := takeErr(msg)
+// lockedPtr runs f, a C call returning a handle (0: failed), likewise.
+func lockedPtr(f func() uintptr) string {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if f() != 0 {
+		return ""
+	}
+	return capi.Rpcnet_last_error()
+}
+
+func statusErr(st int, msg string) error {
 	if st == 0 {
 		return nil
 	}
-	return &Error{Code: Code(st), Message: m}
+	return &Error{Code: Code(st), Message: msg}
 }
 
-// bytesPtr passes a Go slice to C without copying (cgo allows Go memory
-// without Go pointers for the duration of a call; the library copies).
-func bytesPtr(b []byte) unsafe.Pointer {
-	if len(b) == 0 {
-		return nil
+func newConfig(cfg *Config) (cConfig, error) {
+	cc := capi.Rpcnet_config_new()
+	if cc == 0 {
+		return 0, &Error{Code: ResourceExhausted, Message: "out of memory"}
 	}
-	return unsafe.Pointer(&b[0])
-}
-
-// takeBytes copies a library buffer into Go memory (the one copy) and frees it.
-func takeBytes(p unsafe.Pointer, n C.size_t) []byte {
-	if p == nil {
-		return nil
-	}
-	out := make([]byte, int(n))
-	copy(out, unsafe.Slice((*byte)(p), int(n)))
-	C.rpcnet_free(p)
-	return out
-}
-
-func newConfig(cfg *Config) (*C.rpcnet_config, error) {
-	kv := cfg.pairs()
-	arr := C.malloc(C.size_t(len(kv)*2+1) * C.size_t(unsafe.Sizeof(uintptr(0))))
-	defer C.free(arr)
-	cs := unsafe.Slice((**C.char)(arr), len(kv)*2+1)
-	for i, p := range kv {
-		cs[2*i] = C.CString(p[0])
-		cs[2*i+1] = C.CString(p[1])
-	}
-	defer func() {
-		for i := 0; i < len(kv)*2; i++ {
-			C.free(unsafe.Pointer(cs[i]))
+	for _, p := range cfg.pairs() {
+		if st, msg := locked(func() int { return capi.Rpcnet_config_set(cc, p[0], p[1]) }); st != 0 {
+			capi.Rpcnet_config_free(cc)
+			return 0, &Error{Code: InvalidArgument, Message: msg}
 		}
-	}()
-	var errp *C.char
-	c := C.rn_config((**C.char)(arr), C.int(len(kv)), &errp)
-	if c == nil {
-		return nil, &Error{Code: InvalidArgument, Message: takeErr(errp)}
 	}
-	return c, nil
+	return cc, nil
 }
 
 // timeoutMS turns ctx's deadline into the C timeout (0: the config default).
-func timeoutMS(ctx context.Context) (C.int, error) {
+func timeoutMS(ctx context.Context) (int, error) {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		return 0, nil
@@ -98,7 +94,7 @@ func timeoutMS(ctx context.Context) (C.int, error) {
 	if ms > math.MaxInt32 {
 		ms = math.MaxInt32
 	}
-	return C.int(ms), nil
+	return int(ms), nil
 }
 
 // ctxErr makes an error from ctx when it is done before a call starts.
@@ -130,7 +126,7 @@ func withCtx(ctx context.Context, err error) error {
 // number of goroutines at once; calls are concurrent QUIC streams.
 type Client struct {
 	mu     sync.Mutex
-	c      *C.rpcnet_client
+	c      cClient
 	calls  map[*callHandle]struct{}
 	closed bool
 }
@@ -146,13 +142,10 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer C.rpcnet_config_free(cc)
-	ca := C.CString(addr)
-	defer C.free(unsafe.Pointer(ca))
-	var errp *C.char
-	c := C.rn_connect(cc, ca, &errp)
-	if c == nil {
-		return nil, &Error{Code: Unavailable, Message: takeErr(errp)}
+	defer capi.Rpcnet_config_free(cc)
+	var c cClient
+	if msg := lockedPtr(func() uintptr { c = capi.Rpcnet_client_connect(cc, addr); return uintptr(c) }); msg != "" || c == 0 {
+		return nil, &Error{Code: Unavailable, Message: msg}
 	}
 	return &Client{c: c, calls: map[*callHandle]struct{}{}}, nil
 }
@@ -175,8 +168,8 @@ func (c *Client) Close() error {
 	for _, h := range hs {
 		h.free() // cancels, then waits for the goroutines using h to return
 	}
-	C.rpcnet_client_close(c.c)
-	c.c = nil
+	capi.Rpcnet_client_close(c.c)
+	c.c = 0
 	return nil
 }
 
@@ -185,14 +178,14 @@ func (c *Client) Close() error {
 // cancelling so that blocked operations return first.
 type callHandle struct {
 	mu  sync.RWMutex
-	c   *C.rpcnet_call
+	c   cCall
 	cli *Client
 }
 
 func (h *callHandle) cancel() {
 	h.mu.RLock()
-	if h.c != nil {
-		C.rpcnet_call_cancel(h.c)
+	if h.c != 0 {
+		capi.Rpcnet_call_cancel(h.c)
 	}
 	h.mu.RUnlock()
 }
@@ -200,9 +193,9 @@ func (h *callHandle) cancel() {
 func (h *callHandle) free() {
 	h.cancel()
 	h.mu.Lock()
-	if h.c != nil {
-		C.rpcnet_call_free(h.c)
-		h.c = nil
+	if h.c != 0 {
+		capi.Rpcnet_call_free(h.c)
+		h.c = 0
 	}
 	h.mu.Unlock()
 	h.cli.mu.Lock()
@@ -229,13 +222,13 @@ func Trailer(md *map[string]string) CallOption {
 	return func(o *callOptions) { o.trailer = md }
 }
 
-// storeTrailers fills *o.trailer, when asked, from an ended call (nil: the
+// storeTrailers fills *o.trailer, when asked, from an ended call (0: the
 // call never started).
-func (o *callOptions) storeTrailers(c *C.rpcnet_call) {
+func (o *callOptions) storeTrailers(c cCall) {
 	if o.trailer == nil {
 		return
 	}
-	if c == nil {
+	if c == 0 {
 		*o.trailer = map[string]string{}
 		return
 	}
@@ -243,19 +236,17 @@ func (o *callOptions) storeTrailers(c *C.rpcnet_call) {
 }
 
 // trailersOf lists the trailing metadata of an ended call.
-func trailersOf(c *C.rpcnet_call) map[string]string {
-	cnt := int(C.rpcnet_call_trailer_count(c))
+func trailersOf(c cCall) map[string]string {
+	cnt := capi.Rpcnet_call_trailer_count(c)
 	md := make(map[string]string, cnt)
-	for i := 0; i < cnt; i++ {
-		var v *C.char
-		var n C.size_t
-		k := C.rn_trailer_at(c, C.size_t(i), &v, &n)
-		if k == nil {
+	for i := int64(0); i < cnt; i++ {
+		var v capi.Buf
+		key := capi.Rpcnet_call_trailer_at(c, i, &v)
+		if v.P == nil && key == "" {
 			break
 		}
-		key := C.GoString(k)
 		if _, dup := md[key]; !dup {
-			md[key] = C.GoStringN(v, C.int(n))
+			md[key] = v.CopyString()
 		}
 	}
 	return md
@@ -310,33 +301,25 @@ func (c *Client) start(ctx context.Context, method string, o *callOptions) (*cal
 	if err != nil {
 		return nil, err
 	}
-	cm := C.CString(method)
-	defer C.free(unsafe.Pointer(cm))
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return nil, closedErr("client")
 	}
-	var errp *C.char
-	cc := C.rn_start(c.c, cm, tmo, &errp)
-	if cc == nil {
+	var cc cCall
+	if msg := lockedPtr(func() uintptr { cc = capi.Rpcnet_client_start(c.c, method, tmo); return uintptr(cc) }); msg != "" || cc == 0 {
 		c.mu.Unlock()
-		return nil, &Error{Code: InvalidArgument, Message: takeErr(errp)}
+		return nil, &Error{Code: InvalidArgument, Message: msg}
 	}
 	h := &callHandle{c: cc, cli: c}
 	h.mu.RLock() // Close waits for the metadata below
 	c.calls[h] = struct{}{}
 	c.mu.Unlock()
 	for k, v := range o.md {
-		ck := C.CString(k)
-		vb := []byte(v)
-		var errp *C.char
-		st := C.rn_call_md(cc, ck, bytesPtr(vb), C.size_t(len(vb)), &errp)
-		C.free(unsafe.Pointer(ck))
-		if st != 0 {
+		if st, msg := locked(func() int { return capi.Rpcnet_call_set_metadata(cc, k, []byte(v)) }); st != 0 {
 			h.mu.RUnlock()
 			h.free()
-			return nil, statusErr(st, errp)
+			return nil, statusErr(st, msg)
 		}
 	}
 	h.mu.RUnlock()
@@ -352,7 +335,7 @@ func (c *Client) CallRaw(ctx context.Context, method string, req []byte, opts ..
 	o := collectOptions(ctx, opts)
 	h, err := c.start(ctx, method, o)
 	if err != nil {
-		o.storeTrailers(nil)
+		o.storeTrailers(0)
 		return nil, err
 	}
 	defer h.free()
@@ -362,21 +345,20 @@ func (c *Client) CallRaw(ctx context.Context, method string, req []byte, opts ..
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if h.c == nil {
-		o.storeTrailers(nil)
+	if h.c == 0 {
+		o.storeTrailers(0)
 		return nil, closedErr("client")
 	}
-	var resp unsafe.Pointer
-	var n C.size_t
-	var msg *C.char
+	var resp capi.Buf
+	var msg string
 	// One cgo call that blocks this thread to the end (measured against
 	// parking on rpcnet_call_fd in the netpoller: see README.md).
-	st := C.rn_unary(h.c, bytesPtr(req), C.size_t(len(req)), &resp, &n, &msg)
+	st := capi.Rpcnet_go_unary(h.c, req, &resp, &msg)
 	o.storeTrailers(h.c)
 	if err := statusErr(st, msg); err != nil {
 		return nil, withCtx(ctx, err)
 	}
-	out := takeBytes(resp, n)
+	out := resp.Take()
 	if out == nil {
 		out = []byte{}
 	}
@@ -423,7 +405,7 @@ func (c *Client) Stream(ctx context.Context, method string, opts ...CallOption) 
 	o := collectOptions(ctx, opts)
 	h, err := c.start(ctx, method, o)
 	if err != nil {
-		o.storeTrailers(nil)
+		o.storeTrailers(0)
 		return nil, err
 	}
 	return &Stream{h: h, ctx: ctx, stop: context.AfterFunc(ctx, h.cancel), trailer: o.trailer}, nil
@@ -434,11 +416,10 @@ func (c *Client) Stream(ctx context.Context, method string, opts ...CallOption) 
 func (s *Stream) SendRaw(b []byte) error {
 	s.h.mu.RLock()
 	defer s.h.mu.RUnlock()
-	if s.h.c == nil {
+	if s.h.c == 0 {
 		return closedErr("stream")
 	}
-	var errp *C.char
-	return statusErr(C.rn_send(s.h.c, bytesPtr(b), C.size_t(len(b)), &errp), errp)
+	return statusErr(locked(func() int { return capi.Rpcnet_call_send(s.h.c, b) }))
 }
 
 // Send encodes v with Marshal and sends it.
@@ -454,11 +435,10 @@ func (s *Stream) Send(v any) error {
 func (s *Stream) CloseSend() error {
 	s.h.mu.RLock()
 	defer s.h.mu.RUnlock()
-	if s.h.c == nil {
+	if s.h.c == 0 {
 		return closedErr("stream")
 	}
-	var errp *C.char
-	return statusErr(C.rn_close_send(s.h.c, &errp), errp)
+	return statusErr(locked(func() int { return capi.Rpcnet_call_close_send(s.h.c) }))
 }
 
 // RecvRaw returns the next message. At the end of the call it returns
@@ -466,14 +446,12 @@ func (s *Stream) CloseSend() error {
 func (s *Stream) RecvRaw() ([]byte, error) {
 	s.h.mu.RLock()
 	defer s.h.mu.RUnlock()
-	if s.h.c == nil {
+	if s.h.c == 0 {
 		return nil, closedErr("stream")
 	}
-	var d unsafe.Pointer
-	var n C.size_t
-	r := C.rn_recv(s.h.c, &d, &n)
-	if r == C.RPCNET_OK {
-		b := takeBytes(d, n)
+	var d capi.Buf
+	if capi.Rpcnet_call_recv(s.h.c, -1, &d) == 0 {
+		b := d.Take()
 		if b == nil {
 			b = []byte{}
 		}
@@ -482,8 +460,8 @@ func (s *Stream) RecvRaw() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.ended {
-		var msg *C.char
-		st := C.rn_status(s.h.c, &msg)
+		var msg string
+		st := capi.Rpcnet_call_status(s.h.c, &msg)
 		s.status = withCtx(s.ctx, statusErr(st, msg))
 		s.ended = true
 		if s.trailer != nil {
@@ -525,17 +503,15 @@ func (s *Stream) Status() error {
 func (s *Stream) Trailer(key string) (string, bool) {
 	s.h.mu.RLock()
 	defer s.h.mu.RUnlock()
-	if s.h.c == nil {
+	if s.h.c == 0 {
 		return "", false
 	}
-	ck := C.CString(key)
-	defer C.free(unsafe.Pointer(ck))
-	var n C.size_t
-	p := C.rpcnet_call_trailer(s.h.c, ck, &n)
-	if p == nil {
+	var v capi.Buf
+	capi.Rpcnet_swig_call_trailer(s.h.c, key, &v)
+	if v.P == nil {
 		return "", false
 	}
-	return C.GoStringN((*C.char)(p), C.int(n)), true
+	return v.CopyString(), true
 }
 
 // Trailers returns all trailing metadata once the call ended (after Recv
@@ -546,7 +522,7 @@ func (s *Stream) Trailer(key string) (string, bool) {
 func (s *Stream) Trailers() map[string]string {
 	s.h.mu.RLock()
 	defer s.h.mu.RUnlock()
-	if s.h.c == nil {
+	if s.h.c == 0 {
 		return nil
 	}
 	return trailersOf(s.h.c)
