@@ -190,8 +190,18 @@ func (h *callHandle) cancel() {
 	h.mu.RUnlock()
 }
 
+// free cancels the call (waking operations blocked on it in other
+// goroutines), then releases it.
 func (h *callHandle) free() {
 	h.cancel()
+	h.release()
+}
+
+// release frees the call once no operation holds it. Without a cancel
+// first: rpcnet_call_free ends a call that still runs, and cancelling one
+// that has ended takes the connection's lock for nothing (measured: see
+// docs/performance.md).
+func (h *callHandle) release() {
 	h.mu.Lock()
 	if h.c != 0 {
 		capi.Rpcnet_call_free(h.c)
@@ -338,7 +348,7 @@ func (c *Client) CallRaw(ctx context.Context, method string, req []byte, opts ..
 		o.storeTrailers(0)
 		return nil, err
 	}
-	defer h.free()
+	defer h.release() // after RUnlock below: nothing else blocks on h
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, h.cancel)
 		defer stop()
