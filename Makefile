@@ -43,11 +43,13 @@ test-python: build
 	$(PYENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests
 
 # Lua binding: the module from $(BUILD)/bindings/lua, the Lua sources from
-# the tree, throw-away certificates in $(BUILD)/lua-certs.
+# the tree, throw-away certificates in $(BUILD)/lua-certs; then the rockspec:
+# luarocks make into $(BUILD)/lua-rock/tree and a smoke test from that tree.
 test-lua: build
 	@bash scripts/gen-certs.sh $(BUILD)/lua-certs
 	LUA_PATH='$(CURDIR)/bindings/lua/?.lua;;' LUA_CPATH='$(abspath $(BUILD))/bindings/lua/?.so;;' \
 	  RPCNET_CERTS=$(abspath $(BUILD))/lua-certs lua5.4 bindings/lua/tests/run.lua
+	bash bindings/lua/tests/rock.sh $(BUILD) $(BUILD)/lua-certs
 
 # Every suite. Each step fails the target on its own failure.
 test: format-check test-c test-asan test-python test-lua fuzz-smoke test-go test-cross conformance test-cluster

@@ -13,6 +13,7 @@ pkgs=(
   libnghttp3-dev                              # HTTP/3 gateway (later)
   clang libclang-rt-14-dev clang-format       # fuzz targets, formatting
   lua5.4 liblua5.4-dev swig                   # bindings
+  luarocks                                    # Lua rockspec (make test-lua: luarocks make)
   python3-dev python3-venv python3-pytest     # Python binding (make test-python)
   python3-setuptools python3-wheel
 )

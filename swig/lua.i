@@ -33,7 +33,7 @@
 /* ---- library-allocated buffers out: string (or nil), freed at once ---- */
 %typemap(in, numinputs=0) (void **data, size_t *len) (void *tmp = NULL, size_t tmplen = 0),
                           (void **resp, size_t *resp_len) (void *tmp = NULL, size_t tmplen = 0) {
-  $1 = &tmp;
+  $1 = ($1_ltype)&tmp;
   $2 = &tmplen;
 }
 %typemap(argout) (void **data, size_t *len), (void **resp, size_t *resp_len) {
@@ -54,7 +54,7 @@
 /* ---- borrowed library buffers out: copied into a string (or nil) ---- */
 %typemap(in, numinputs=0) (const void **borrowed, size_t *borrowed_len)
     (const void *tmp = NULL, size_t tmplen = 0) {
-  $1 = &tmp;
+  $1 = ($1_ltype)&tmp;
   $2 = &tmplen;
 }
 %typemap(argout) (const void **borrowed, size_t *borrowed_len) {
@@ -70,7 +70,7 @@
 
 /* ---- status message out ---- */
 %typemap(in, numinputs=0) const char **message (const char *tmp = NULL) {
-  $1 = &tmp;
+  $1 = ($1_ltype)&tmp;
 }
 %typemap(argout) const char **message {
   lua_pushstring(L, *$1 ? *$1 : "");
@@ -79,7 +79,7 @@
 
 /* ---- rpcnet_server_next's request out (nil when none) ---- */
 %typemap(in, numinputs=0) rpcnet_request **out (rpcnet_request *tmp = NULL) {
-  $1 = &tmp;
+  $1 = ($1_ltype)&tmp;
 }
 %typemap(argout) rpcnet_request **out {
   if (*$1) SWIG_NewPointerObj(L, *$1, $*1_descriptor, 0);

@@ -71,17 +71,27 @@ if [ -f "$build/bindings/lua/_rpcnet_c.so" ] && command -v lua5.4 >/dev/null; th
 else
   echo "Lua: skipped (the build has no bindings/lua/_rpcnet_c.so)" >&2
 fi
+# EXTRA_ROWS="name|command;name2|command2": more clients in the same
+# rounds (each command gets CA_FILE ADDR CALLS and prints "p50_us p99_us"),
+# e.g. a binding built from another commit, to compare variants in one run.
+if [ -n "${EXTRA_ROWS:-}" ]; then
+  IFS=';' read -ra extra <<<"$EXTRA_ROWS"
+  for e in "${extra[@]}"; do
+    langs+=("${e%%|*}")
+    cmd[${e%%|*}]="${e#*|} '$pki/ca.pem' '$addr' $calls"
+  done
+fi
 for _ in $(seq "$rounds"); do
   for lang in "${langs[@]}"; do run "$lang"; done
 done
 
 printf '\nunary 64 B, 1 call in flight; median of %s rounds of %s calls; server: C echo_server (other process)\n' "$rounds" "$calls"
-printf '%-8s %10s %10s %14s\n' language "p50 us" "p99 us" "p50 - C p50"
+printf '%-10s %10s %10s %14s\n' language "p50 us" "p99 us" "p50 - C p50"
 c50=$(echo "${p50[C]:-}" | median)
 for lang in "${langs[@]}"; do
   [ -n "${p50[$lang]:-}" ] || continue
   m50=$(echo "${p50[$lang]}" | median)
   m99=$(echo "${p99[$lang]}" | median)
   over=$(awk -v a="$m50" -v c="${c50:-0}" 'BEGIN{printf "%+.1f us", a-c}')
-  printf '%-8s %10s %10s %14s\n' "$lang" "$m50" "$m99" "$over"
+  printf '%-10s %10s %10s %14s\n' "$lang" "$m50" "$m99" "$over"
 done

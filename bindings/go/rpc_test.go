@@ -94,6 +94,10 @@ func startServer(t *testing.T) (*Server, string) {
 		r.SetTrailer("x-raw-bin", "\x00\xff")
 		return out, nil
 	})
+	s.Handle("fail-trailer", func(ctx context.Context, r *Request) (any, error) {
+		r.SetTrailer("x-why", "missing")
+		return nil, Errorf(NotFound, "no such thing")
+	})
 	s.Handle("panic", func(ctx context.Context, r *Request) (any, error) { panic("boom") })
 	s.HandleStream("sum-stream", func(ctx context.Context, st *ServerStream) error {
 		var total int64
@@ -304,6 +308,60 @@ func TestMetadataAllAndTrailers(t *testing.T) {
 	st.Close()
 	if tr := st.Trailers(); tr != nil {
 		t.Fatalf("trailers after close: %#v", tr)
+	}
+}
+
+func TestUnaryTrailerOption(t *testing.T) {
+	_, addr := startServer(t)
+	c := dial(t, addr)
+	ctx := context.Background()
+	var tr map[string]string
+	var out map[string]any
+	if err := c.Call(ctx, "meta-all", nil, &out, Trailer(&tr)); err != nil {
+		t.Fatal(err)
+	}
+	if len(tr) != 2 || tr["x-a"] != "1" || tr["x-raw-bin"] != "\x00\xff" {
+		t.Fatalf("unary trailers: %#v", tr)
+	}
+	// with metadata and a deadline too
+	dctx, cancel := context.WithTimeout(WithMetadata(ctx, map[string]string{"x-user": "ann"}), 5*time.Second)
+	defer cancel()
+	var vals []any
+	if err := c.Call(dctx, "meta", nil, &vals, Trailer(&tr)); err != nil || vals[0] != "ann" || tr["x-served-by"] != "go" {
+		t.Fatalf("meta: %#v %#v %v", vals, tr, err)
+	}
+	// a failure: the error, and the trailers sent with it
+	err := c.Call(ctx, "fail-trailer", nil, nil, Trailer(&tr))
+	if !errors.Is(err, ErrNotFound) || tr["x-why"] != "missing" || len(tr) != 1 {
+		t.Fatalf("failure: %v %#v", err, tr)
+	}
+	// none sent: an empty map, not the previous one
+	tr = map[string]string{"stale": "x"}
+	if raw, err := c.CallRaw(ctx, "echo", []byte{0, 1}, Trailer(&tr)); err != nil || !bytes.Equal(raw, []byte{0, 1}) || tr == nil || len(tr) != 0 {
+		t.Fatalf("echo: %v %#v", err, tr)
+	}
+	// a stream: filled when Recv reaches the end
+	var str map[string]string
+	st, err := c.Stream(ctx, "sum-stream", Trailer(&str))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.Send(2)
+	st.Send(3)
+	st.CloseSend()
+	var x int64
+	for st.Recv(&x) == nil {
+	}
+	if str["x-total"] != "5" {
+		t.Fatalf("stream trailers: %#v", str)
+	}
+	// the call never started (closed client): an empty map
+	c2 := dial(t, addr)
+	c2.Close()
+	tr = map[string]string{"stale": "x"}
+	if err := c2.Call(ctx, "add", []int{1}, nil, Trailer(&tr)); !errors.Is(err, ErrClosed) || tr == nil || len(tr) != 0 {
+		t.Fatalf("closed: %v %#v", err, tr)
 	}
 }
 

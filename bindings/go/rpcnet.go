@@ -1,91 +1,87 @@
 // Package rpcnet is the Go binding of rpcnet, RPC over QUIC + TLS 1.3 with a
-// CBOR wire format. It calls the C library (<rpcnet/rpcnet.h>) through a
-// hand-written cgo layer: blocking C calls run on the calling goroutine's
-// thread, no library thread ever calls into Go (servers pull calls with
-// rpcnet_server_next), and every failure is an *Error.
+// CBOR wire format. It calls the C library (<rpcnet/rpcnet.h>) through the
+// SWIG-generated package internal/capi (swig/rpcnet.i + swig/go.i):
+// blocking C calls run on the calling goroutine's thread, no library thread
+// ever calls into Go (servers pull calls with rpcnet_server_next), and
+// every failure is an *Error.
 package rpcnet
-
-/*
-#cgo pkg-config: rpcnet
-#include "helpers.h"
-*/
-import "C"
 
 import (
 	"context"
 	"errors"
 	"io"
 	"math"
+	"runtime"
 	"sync"
 	"time"
-	"unsafe"
+
+	"github.com/rpcnet/rpcnet/bindings/go/internal/capi"
+)
+
+// The C handles, as SWIG names them.
+type (
+	cConfig  = capi.Config
+	cClient  = capi.Client
+	cCall    = capi.Call
+	cServer  = capi.Server
+	cRequest = capi.Request
+)
+
+// Results of the C API that are not status codes.
+const (
+	cEndOfStream = -1 // RPCNET_END_OF_STREAM
+	cWouldBlock  = -2 // RPCNET_WOULD_BLOCK
 )
 
 // Version is the C library's version ("MAJOR.MINOR.PATCH").
-func Version() string { return C.GoString(C.rpcnet_version()) }
+func Version() string { return capi.Rpcnet_version() }
 
-// takeErr converts a malloc'd C message into a Go string and frees it.
-func takeErr(p *C.char) string {
-	if p == nil {
-		return ""
+// locked runs f, a C call returning a status, with the goroutine locked to
+// its thread, and reads rpcnet_last_error() (thread-local) on that thread
+// when the status is not OK.
+func locked(f func() int) (int, string) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	st := f()
+	if st == 0 {
+		return 0, ""
 	}
-	s := C.GoString(p)
-	C.free(unsafe.Pointer(p))
-	return s
+	return st, capi.Rpcnet_last_error()
 }
 
-func statusErr(st C.int, msg *C.char) error {
-	m := takeErr(msg)
+// lockedPtr runs f, a C call returning a handle (0: failed), likewise.
+func lockedPtr(f func() uintptr) string {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if f() != 0 {
+		return ""
+	}
+	return capi.Rpcnet_last_error()
+}
+
+func statusErr(st int, msg string) error {
 	if st == 0 {
 		return nil
 	}
-	return &Error{Code: Code(st), Message: m}
+	return &Error{Code: Code(st), Message: msg}
 }
 
-// bytesPtr passes a Go slice to C without copying (cgo allows Go memory
-// without Go pointers for the duration of a call; the library copies).
-func bytesPtr(b []byte) unsafe.Pointer {
-	if len(b) == 0 {
-		return nil
+func newConfig(cfg *Config) (cConfig, error) {
+	cc := capi.Rpcnet_config_new()
+	if cc == 0 {
+		return 0, &Error{Code: ResourceExhausted, Message: "out of memory"}
 	}
-	return unsafe.Pointer(&b[0])
-}
-
-// takeBytes copies a library buffer into Go memory (the one copy) and frees it.
-func takeBytes(p unsafe.Pointer, n C.size_t) []byte {
-	if p == nil {
-		return nil
-	}
-	out := make([]byte, int(n))
-	copy(out, unsafe.Slice((*byte)(p), int(n)))
-	C.rpcnet_free(p)
-	return out
-}
-
-func newConfig(cfg *Config) (*C.rpcnet_config, error) {
-	kv := cfg.pairs()
-	arr := C.malloc(C.size_t(len(kv)*2+1) * C.size_t(unsafe.Sizeof(uintptr(0))))
-	defer C.free(arr)
-	cs := unsafe.Slice((**C.char)(arr), len(kv)*2+1)
-	for i, p := range kv {
-		cs[2*i] = C.CString(p[0])
-		cs[2*i+1] = C.CString(p[1])
-	}
-	defer func() {
-		for i := 0; i < len(kv)*2; i++ {
-			C.free(unsafe.Pointer(cs[i]))
+	for _, p := range cfg.pairs() {
+		if st, msg := locked(func() int { return capi.Rpcnet_config_set(cc, p[0], p[1]) }); st != 0 {
+			capi.Rpcnet_config_free(cc)
+			return 0, &Error{Code: InvalidArgument, Message: msg}
 		}
-	}()
-	var errp *C.char
-	c := C.rn_config((**C.char)(arr), C.int(len(kv)), &errp)
-	if c == nil {
-		return nil, &Error{Code: InvalidArgument, Message: takeErr(errp)}
 	}
-	return c, nil
+	return cc, nil
 }
 
 // timeoutMS turns ctx's deadline into the C timeout (0: the config default).
-func timeoutMS(ctx context.Context) (C.int, error) {
+func timeoutMS(ctx context.Context) (int, error) {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		return 0, nil
@@ -98,7 +94,7 @@ func timeoutMS(ctx context.Context) (C.int, error) {
 	if ms > math.MaxInt32 {
 		ms = math.MaxInt32
 	}
-	return C.int(ms), nil
+	return int(ms), nil
 }
 
 // ctxErr makes an error from ctx when it is done before a call starts.
@@ -130,7 +126,7 @@ func withCtx(ctx context.Context, err error) error {
 // number of goroutines at once; calls are concurrent QUIC streams.
 type Client struct {
 	mu     sync.Mutex
-	c      *C.rpcnet_client
+	c      cClient
 	calls  map[*callHandle]struct{}
 	closed bool
 }
@@ -146,13 +142,10 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer C.rpcnet_config_free(cc)
-	ca := C.CString(addr)
-	defer C.free(unsafe.Pointer(ca))
-	var errp *C.char
-	c := C.rn_connect(cc, ca, &errp)
-	if c == nil {
-		return nil, &Error{Code: Unavailable, Message: takeErr(errp)}
+	defer capi.Rpcnet_config_free(cc)
+	var c cClient
+	if msg := lockedPtr(func() uintptr { c = capi.Rpcnet_client_connect(cc, addr); return uintptr(c) }); msg != "" || c == 0 {
+		return nil, &Error{Code: Unavailable, Message: msg}
 	}
 	return &Client{c: c, calls: map[*callHandle]struct{}{}}, nil
 }
@@ -175,8 +168,8 @@ func (c *Client) Close() error {
 	for _, h := range hs {
 		h.free() // cancels, then waits for the goroutines using h to return
 	}
-	C.rpcnet_client_close(c.c)
-	c.c = nil
+	capi.Rpcnet_client_close(c.c)
+	c.c = 0
 	return nil
 }
 
@@ -185,24 +178,34 @@ func (c *Client) Close() error {
 // cancelling so that blocked operations return first.
 type callHandle struct {
 	mu  sync.RWMutex
-	c   *C.rpcnet_call
+	c   cCall
 	cli *Client
 }
 
 func (h *callHandle) cancel() {
 	h.mu.RLock()
-	if h.c != nil {
-		C.rpcnet_call_cancel(h.c)
+	if h.c != 0 {
+		capi.Rpcnet_call_cancel(h.c)
 	}
 	h.mu.RUnlock()
 }
 
+// free cancels the call (waking operations blocked on it in other
+// goroutines), then releases it.
 func (h *callHandle) free() {
 	h.cancel()
+	h.release()
+}
+
+// release frees the call once no operation holds it. Without a cancel
+// first: rpcnet_call_free ends a call that still runs, and cancelling one
+// that has ended takes the connection's lock for nothing (measured: see
+// docs/performance.md).
+func (h *callHandle) release() {
 	h.mu.Lock()
-	if h.c != nil {
-		C.rpcnet_call_free(h.c)
-		h.c = nil
+	if h.c != 0 {
+		capi.Rpcnet_call_free(h.c)
+		h.c = 0
 	}
 	h.mu.Unlock()
 	h.cli.mu.Lock()
@@ -213,7 +216,51 @@ func (h *callHandle) free() {
 // CallOption changes one call.
 type CallOption func(*callOptions)
 
-type callOptions struct{ md map[string]string }
+type callOptions struct {
+	md      map[string]string
+	trailer *map[string]string
+}
+
+// Trailer returns a CallOption that stores the call's trailing metadata in
+// *md once the call has ended, whether it succeeded or failed (as grpc-go's
+// grpc.Trailer): for Call and CallRaw by the time they return, for a Stream
+// when Recv returns io.EOF or the call's error. The map has the shape of
+// Stream.Trailers (first value of each key; "-bin" values are raw bytes in
+// a string); it is empty when the server sent none or the call never
+// reached it.
+func Trailer(md *map[string]string) CallOption {
+	return func(o *callOptions) { o.trailer = md }
+}
+
+// storeTrailers fills *o.trailer, when asked, from an ended call (0: the
+// call never started).
+func (o *callOptions) storeTrailers(c cCall) {
+	if o.trailer == nil {
+		return
+	}
+	if c == 0 {
+		*o.trailer = map[string]string{}
+		return
+	}
+	*o.trailer = trailersOf(c)
+}
+
+// trailersOf lists the trailing metadata of an ended call.
+func trailersOf(c cCall) map[string]string {
+	cnt := capi.Rpcnet_call_trailer_count(c)
+	md := make(map[string]string, cnt)
+	for i := int64(0); i < cnt; i++ {
+		var v capi.Buf
+		key := capi.Rpcnet_call_trailer_at(c, i, &v)
+		if v.P == nil && key == "" {
+			break
+		}
+		if _, dup := md[key]; !dup {
+			md[key] = v.CopyString()
+		}
+	}
+	return md
+}
 
 // Metadata adds request metadata to a call (keys ending in "-bin" carry
 // bytes, others UTF-8 text).
@@ -245,14 +292,7 @@ func WithMetadata(ctx context.Context, md map[string]string) context.Context {
 	return context.WithValue(ctx, mdKey{}, all)
 }
 
-func (c *Client) start(ctx context.Context, method string, opts []CallOption) (*callHandle, error) {
-	if err := ctxErr(ctx); err != nil {
-		return nil, err
-	}
-	tmo, err := timeoutMS(ctx)
-	if err != nil {
-		return nil, err
-	}
+func collectOptions(ctx context.Context, opts []CallOption) *callOptions {
 	var o callOptions
 	if md, ok := ctx.Value(mdKey{}).(map[string]string); ok {
 		Metadata(md)(&o)
@@ -260,33 +300,36 @@ func (c *Client) start(ctx context.Context, method string, opts []CallOption) (*
 	for _, f := range opts {
 		f(&o)
 	}
-	cm := C.CString(method)
-	defer C.free(unsafe.Pointer(cm))
+	return &o
+}
+
+func (c *Client) start(ctx context.Context, method string, o *callOptions) (*callHandle, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	tmo, err := timeoutMS(ctx)
+	if err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return nil, closedErr("client")
 	}
-	var errp *C.char
-	cc := C.rn_start(c.c, cm, tmo, &errp)
-	if cc == nil {
+	var cc cCall
+	if msg := lockedPtr(func() uintptr { cc = capi.Rpcnet_client_start(c.c, method, tmo); return uintptr(cc) }); msg != "" || cc == 0 {
 		c.mu.Unlock()
-		return nil, &Error{Code: InvalidArgument, Message: takeErr(errp)}
+		return nil, &Error{Code: InvalidArgument, Message: msg}
 	}
 	h := &callHandle{c: cc, cli: c}
 	h.mu.RLock() // Close waits for the metadata below
 	c.calls[h] = struct{}{}
 	c.mu.Unlock()
 	for k, v := range o.md {
-		ck := C.CString(k)
-		vb := []byte(v)
-		var errp *C.char
-		st := C.rn_call_md(cc, ck, bytesPtr(vb), C.size_t(len(vb)), &errp)
-		C.free(unsafe.Pointer(ck))
-		if st != 0 {
+		if st, msg := locked(func() int { return capi.Rpcnet_call_set_metadata(cc, k, []byte(v)) }); st != 0 {
 			h.mu.RUnlock()
 			h.free()
-			return nil, statusErr(st, errp)
+			return nil, statusErr(st, msg)
 		}
 	}
 	h.mu.RUnlock()
@@ -296,32 +339,36 @@ func (c *Client) start(ctx context.Context, method string, opts []CallOption) (*
 // CallRaw sends req (bytes, binary safe) to method and returns the answer
 // (an empty slice when the server ended the call OK without a message).
 // ctx's deadline is the call's timeout (none: the config's default);
-// cancelling ctx cancels the call, and so does Client.Close.
+// cancelling ctx cancels the call, and so does Client.Close. Options:
+// Metadata, Trailer.
 func (c *Client) CallRaw(ctx context.Context, method string, req []byte, opts ...CallOption) ([]byte, error) {
-	h, err := c.start(ctx, method, opts)
+	o := collectOptions(ctx, opts)
+	h, err := c.start(ctx, method, o)
 	if err != nil {
+		o.storeTrailers(0)
 		return nil, err
 	}
-	defer h.free()
+	defer h.release() // after RUnlock below: nothing else blocks on h
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, h.cancel)
 		defer stop()
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	if h.c == nil {
+	if h.c == 0 {
+		o.storeTrailers(0)
 		return nil, closedErr("client")
 	}
-	var resp unsafe.Pointer
-	var n C.size_t
-	var msg *C.char
+	var resp capi.Buf
+	var msg string
 	// One cgo call that blocks this thread to the end (measured against
 	// parking on rpcnet_call_fd in the netpoller: see README.md).
-	st := C.rn_unary(h.c, bytesPtr(req), C.size_t(len(req)), &resp, &n, &msg)
+	st := capi.Rpcnet_go_unary(h.c, req, &resp, &msg)
+	o.storeTrailers(h.c)
 	if err := statusErr(st, msg); err != nil {
 		return nil, withCtx(ctx, err)
 	}
-	out := takeBytes(resp, n)
+	out := resp.Take()
 	if out == nil {
 		out = []byte{}
 	}
@@ -352,22 +399,26 @@ func (c *Client) Call(ctx context.Context, method string, in any, out any, opts 
 // goroutine may send (Send, CloseSend) while another receives (Recv,
 // Status, Trailer). Close frees it; Client.Close frees it too.
 type Stream struct {
-	h      *callHandle
-	ctx    context.Context
-	stop   func() bool
-	mu     sync.Mutex // guards the fields below
-	ended  bool
-	status error
+	h       *callHandle
+	ctx     context.Context
+	stop    func() bool
+	trailer *map[string]string // the Trailer option's map, filled at the end
+	mu      sync.Mutex         // guards the fields below
+	ended   bool
+	status  error
 }
 
 // Stream starts a call of method. ctx's deadline is the whole call's
 // timeout (none: the config's default); cancelling ctx cancels it.
+// Options: Metadata, Trailer.
 func (c *Client) Stream(ctx context.Context, method string, opts ...CallOption) (*Stream, error) {
-	h, err := c.start(ctx, method, opts)
+	o := collectOptions(ctx, opts)
+	h, err := c.start(ctx, method, o)
 	if err != nil {
+		o.storeTrailers(0)
 		return nil, err
 	}
-	return &Stream{h: h, ctx: ctx, stop: context.AfterFunc(ctx, h.cancel)}, nil
+	return &Stream{h: h, ctx: ctx, stop: context.AfterFunc(ctx, h.cancel), trailer: o.trailer}, nil
 }
 
 // SendRaw sends one message (copied by the library). It blocks while the
@@ -375,11 +426,10 @@ func (c *Client) Stream(ctx context.Context, method string, opts ...CallOption) 
 func (s *Stream) SendRaw(b []byte) error {
 	s.h.mu.RLock()
 	defer s.h.mu.RUnlock()
-	if s.h.c == nil {
+	if s.h.c == 0 {
 		return closedErr("stream")
 	}
-	var errp *C.char
-	return statusErr(C.rn_send(s.h.c, bytesPtr(b), C.size_t(len(b)), &errp), errp)
+	return statusErr(locked(func() int { return capi.Rpcnet_call_send(s.h.c, b) }))
 }
 
 // Send encodes v with Marshal and sends it.
@@ -395,11 +445,10 @@ func (s *Stream) Send(v any) error {
 func (s *Stream) CloseSend() error {
 	s.h.mu.RLock()
 	defer s.h.mu.RUnlock()
-	if s.h.c == nil {
+	if s.h.c == 0 {
 		return closedErr("stream")
 	}
-	var errp *C.char
-	return statusErr(C.rn_close_send(s.h.c, &errp), errp)
+	return statusErr(locked(func() int { return capi.Rpcnet_call_close_send(s.h.c) }))
 }
 
 // RecvRaw returns the next message. At the end of the call it returns
@@ -407,14 +456,12 @@ func (s *Stream) CloseSend() error {
 func (s *Stream) RecvRaw() ([]byte, error) {
 	s.h.mu.RLock()
 	defer s.h.mu.RUnlock()
-	if s.h.c == nil {
+	if s.h.c == 0 {
 		return nil, closedErr("stream")
 	}
-	var d unsafe.Pointer
-	var n C.size_t
-	r := C.rn_recv(s.h.c, &d, &n)
-	if r == C.RPCNET_OK {
-		b := takeBytes(d, n)
+	var d capi.Buf
+	if capi.Rpcnet_call_recv(s.h.c, -1, &d) == 0 {
+		b := d.Take()
 		if b == nil {
 			b = []byte{}
 		}
@@ -423,10 +470,13 @@ func (s *Stream) RecvRaw() ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.ended {
-		var msg *C.char
-		st := C.rn_status(s.h.c, &msg)
+		var msg string
+		st := capi.Rpcnet_call_status(s.h.c, &msg)
 		s.status = withCtx(s.ctx, statusErr(st, msg))
 		s.ended = true
+		if s.trailer != nil {
+			*s.trailer = trailersOf(s.h.c)
+		}
 	}
 	if s.status != nil {
 		return nil, s.status
@@ -463,17 +513,15 @@ func (s *Stream) Status() error {
 func (s *Stream) Trailer(key string) (string, bool) {
 	s.h.mu.RLock()
 	defer s.h.mu.RUnlock()
-	if s.h.c == nil {
+	if s.h.c == 0 {
 		return "", false
 	}
-	ck := C.CString(key)
-	defer C.free(unsafe.Pointer(ck))
-	var n C.size_t
-	p := C.rpcnet_call_trailer(s.h.c, ck, &n)
-	if p == nil {
+	var v capi.Buf
+	capi.Rpcnet_swig_call_trailer(s.h.c, key, &v)
+	if v.P == nil {
 		return "", false
 	}
-	return C.GoStringN((*C.char)(p), C.int(n)), true
+	return v.CopyString(), true
 }
 
 // Trailers returns all trailing metadata once the call ended (after Recv
@@ -484,24 +532,10 @@ func (s *Stream) Trailer(key string) (string, bool) {
 func (s *Stream) Trailers() map[string]string {
 	s.h.mu.RLock()
 	defer s.h.mu.RUnlock()
-	if s.h.c == nil {
+	if s.h.c == 0 {
 		return nil
 	}
-	cnt := int(C.rpcnet_call_trailer_count(s.h.c))
-	md := make(map[string]string, cnt)
-	for i := 0; i < cnt; i++ {
-		var v *C.char
-		var n C.size_t
-		k := C.rn_trailer_at(s.h.c, C.size_t(i), &v, &n)
-		if k == nil {
-			break
-		}
-		key := C.GoString(k)
-		if _, dup := md[key]; !dup {
-			md[key] = C.GoStringN(v, C.int(n))
-		}
-	}
-	return md
+	return trailersOf(s.h.c)
 }
 
 // Cancel cancels the call (any goroutine, any time).

@@ -1,10 +1,5 @@
 package rpcnet
 
-/*
-#include "helpers.h"
-*/
-import "C"
-
 import (
 	"context"
 	"errors"
@@ -13,7 +8,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
-	"unsafe"
+
+	"github.com/rpcnet/rpcnet/bindings/go/internal/capi"
 )
 
 // Handler answers a unary call: its result is encoded with Marshal
@@ -29,7 +25,7 @@ type StreamHandler func(ctx context.Context, s *ServerStream) error
 // goroutines pull calls with rpcnet_server_next (no C→Go callbacks).
 type Server struct {
 	mu       sync.RWMutex // write-locked only to free s
-	s        *C.rpcnet_server
+	s        cServer
 	hmu      sync.RWMutex
 	unary    map[string]Handler
 	streams  map[string]StreamHandler
@@ -45,11 +41,10 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer C.rpcnet_config_free(cc)
-	var errp *C.char
-	s := C.rn_server_new(cc, &errp)
-	if s == nil {
-		return nil, &Error{Code: InvalidArgument, Message: takeErr(errp)}
+	defer capi.Rpcnet_config_free(cc)
+	var s cServer
+	if msg := lockedPtr(func() uintptr { s = capi.Rpcnet_server_new(cc); return uintptr(s) }); msg != "" || s == 0 {
+		return nil, &Error{Code: InvalidArgument, Message: msg}
 	}
 	return &Server{s: s, unary: map[string]Handler{}, streams: map[string]StreamHandler{}}, nil
 }
@@ -57,16 +52,16 @@ func NewServer(cfg Config) (*Server, error) {
 func (s *Server) register(method string, stream bool) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.s == nil {
+	if s.s == 0 {
 		return closedErr("server")
 	}
-	cm := C.CString(method)
-	defer C.free(unsafe.Pointer(cm))
-	flag := C.int(0)
+	var st int
 	if stream {
-		flag = 1
+		st = capi.Rpcnet_swig_server_pull_stream(s.s, method)
+	} else {
+		st = capi.Rpcnet_swig_server_pull(s.s, method)
 	}
-	if st := C.rn_handle(s.s, cm, flag); st != 0 {
+	if st != 0 {
 		return &Error{Code: Code(st), Message: "bad method name"}
 	}
 	return nil
@@ -100,16 +95,13 @@ func (s *Server) HandleStream(method string, h StreamHandler) error {
 func (s *Server) Listen(addr string) (int, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.s == nil {
+	if s.s == 0 {
 		return 0, closedErr("server")
 	}
-	ca := C.CString(addr)
-	defer C.free(unsafe.Pointer(ca))
-	var errp *C.char
-	if err := statusErr(C.rn_listen(s.s, ca, &errp), errp); err != nil {
+	if err := statusErr(locked(func() int { return capi.Rpcnet_server_listen(s.s, addr) })); err != nil {
 		return 0, err
 	}
-	return int(C.rpcnet_server_port(s.s)), nil
+	return capi.Rpcnet_server_port(s.s), nil
 }
 
 // Serve takes calls and runs their handlers in goroutines until ctx is
@@ -135,40 +127,42 @@ func (s *Server) pull(ctx context.Context) error {
 			return ctx.Err()
 		}
 		s.mu.RLock()
-		if s.s == nil {
+		if s.s == 0 {
 			s.mu.RUnlock()
 			return nil
 		}
-		var req *C.rpcnet_request
-		st := C.rpcnet_server_next(s.s, 100, &req)
-		if st == C.RPCNET_OK {
+		var req cRequest
+		st := capi.Rpcnet_server_next(s.s, 100, &req)
+		if st == 0 {
 			s.handlers.Add(1)
 		}
 		s.mu.RUnlock()
-		switch st {
-		case C.RPCNET_OK:
+		switch Code(st) {
+		case OK:
 			go s.dispatch(ctx, req)
-		case C.RPCNET_DEADLINE_EXCEEDED:
+		case DeadlineExceeded:
 		default: // UNAVAILABLE: shut down
 			return nil
 		}
 	}
 }
 
-func (s *Server) dispatch(sctx context.Context, creq *C.rpcnet_request) {
+func (s *Server) dispatch(sctx context.Context, creq cRequest) {
 	defer s.handlers.Done()
 	r := &Request{r: creq}
-	r.method = C.GoString(C.rpcnet_request_method(creq))
-	r.peer = C.GoString(C.rpcnet_request_peer(creq))
+	r.method = capi.Rpcnet_request_method(creq)
+	r.peer = capi.Rpcnet_request_peer(creq)
 	s.hmu.RLock()
 	uh, sh := s.unary[r.method], s.streams[r.method]
 	s.hmu.RUnlock()
-	var n C.size_t
-	p := C.rpcnet_request_data(creq, &n)
-	r.data = C.GoBytes(p, C.int(n))
+	var d capi.Buf
+	capi.Rpcnet_swig_request_data(creq, &d)
+	if r.data = d.Copy(); r.data == nil {
+		r.data = []byte{}
+	}
 
 	ctx, cancel := context.WithCancel(context.WithoutCancel(sctx))
-	if ms := int64(C.rpcnet_request_deadline_ms(creq)); ms >= 0 {
+	if ms := capi.Rpcnet_request_deadline_ms(creq); ms >= 0 {
 		var c2 context.CancelFunc
 		ctx, c2 = context.WithDeadline(ctx, time.Now().Add(time.Duration(ms)*time.Millisecond))
 		defer c2()
@@ -231,7 +225,7 @@ func RequestFrom(ctx context.Context) (*Request, bool) {
 // concurrent use; after the call is answered they fail with ErrClosed.
 type Request struct {
 	mu     sync.Mutex // serialises every use of r (the C API allows one thread at a time)
-	r      *C.rpcnet_request
+	r      cRequest
 	method string
 	peer   string
 	data   []byte
@@ -253,7 +247,7 @@ func (r *Request) watch(done chan struct{}) {
 		if !r.mu.TryLock() {
 			continue
 		}
-		gone := r.r == nil || C.rpcnet_request_cancelled(r.r) != 0
+		gone := r.r == 0 || capi.Rpcnet_request_cancelled(r.r) != 0
 		r.mu.Unlock()
 		if gone {
 			r.cancel()
@@ -284,17 +278,15 @@ func (r *Request) Decode(v any) error {
 func (r *Request) Metadata(key string) (string, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.r == nil {
+	if r.r == 0 {
 		return "", false
 	}
-	ck := C.CString(key)
-	defer C.free(unsafe.Pointer(ck))
-	var n C.size_t
-	p := C.rpcnet_request_metadata(r.r, ck, &n)
-	if p == nil {
+	var v capi.Buf
+	capi.Rpcnet_swig_request_metadata(r.r, key, &v)
+	if v.P == nil {
 		return "", false
 	}
-	return C.GoStringN((*C.char)(p), C.int(n)), true
+	return v.CopyString(), true
 }
 
 // MetadataAll returns all request metadata as a map from key to value; for
@@ -305,21 +297,19 @@ func (r *Request) Metadata(key string) (string, bool) {
 func (r *Request) MetadataAll() map[string]string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.r == nil {
+	if r.r == 0 {
 		return nil
 	}
-	cnt := int(C.rpcnet_request_metadata_count(r.r))
+	cnt := capi.Rpcnet_request_metadata_count(r.r)
 	md := make(map[string]string, cnt)
-	for i := 0; i < cnt; i++ {
-		var v *C.char
-		var n C.size_t
-		k := C.rn_req_md_at(r.r, C.size_t(i), &v, &n)
-		if k == nil {
+	for i := int64(0); i < cnt; i++ {
+		var v capi.Buf
+		key := capi.Rpcnet_request_metadata_at(r.r, i, &v)
+		if v.P == nil && key == "" {
 			break
 		}
-		key := C.GoString(k)
 		if _, dup := md[key]; !dup {
-			md[key] = C.GoStringN(v, C.int(n))
+			md[key] = v.CopyString()
 		}
 	}
 	return md
@@ -329,43 +319,30 @@ func (r *Request) MetadataAll() map[string]string {
 func (r *Request) SetTrailer(key, value string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.r == nil {
+	if r.r == 0 {
 		return closedErr("request")
 	}
-	ck := C.CString(key)
-	defer C.free(unsafe.Pointer(ck))
-	vb := []byte(value)
-	var errp *C.char
-	return statusErr(C.rn_req_trailer(r.r, ck, bytesPtr(vb), C.size_t(len(vb)), &errp), errp)
+	return statusErr(locked(func() int { return capi.Rpcnet_request_set_trailer(r.r, key, []byte(value)) }))
 }
 
 func (r *Request) reply(b []byte) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.r == nil {
+	if r.r == 0 {
 		return
 	}
-	var errp *C.char
-	C.rn_req_reply(r.r, bytesPtr(b), C.size_t(len(b)), &errp)
-	takeErr(errp)
-	r.r = nil
+	capi.Rpcnet_request_reply(r.r, b)
+	r.r = 0
 }
 
 func (r *Request) finish(code Code, msg string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.r == nil {
+	if r.r == 0 {
 		return
 	}
-	var cm *C.char
-	if msg != "" {
-		cm = C.CString(msg)
-		defer C.free(unsafe.Pointer(cm))
-	}
-	var errp *C.char
-	C.rn_req_finish(r.r, C.int(code), cm, &errp)
-	takeErr(errp)
-	r.r = nil
+	capi.Rpcnet_request_finish(r.r, int(code), msg)
+	r.r = 0
 }
 
 // ServerStream is the server side of a streaming call: Recv the client's
@@ -385,30 +362,28 @@ func (s *ServerStream) Context() context.Context { return s.ctx }
 func (s *ServerStream) RecvRaw() ([]byte, error) {
 	for {
 		s.mu.Lock()
-		if s.r == nil {
+		if s.r == 0 {
 			s.mu.Unlock()
 			return nil, closedErr("request")
 		}
-		var d unsafe.Pointer
-		var n C.size_t
-		var errp *C.char
-		st := C.rn_req_recv(s.r, 50, &d, &n, &errp)
+		var d capi.Buf
+		st, msg := locked(func() int { return capi.Rpcnet_request_recv(s.r, 50, &d) })
 		s.mu.Unlock()
-		switch {
-		case st == C.RPCNET_OK:
-			b := takeBytes(d, n)
+		switch st {
+		case 0:
+			b := d.Take()
 			if b == nil {
 				b = []byte{}
 			}
 			return b, nil
-		case st == C.RPCNET_END_OF_STREAM:
+		case cEndOfStream:
 			return nil, io.EOF
-		case st == C.RPCNET_WOULD_BLOCK:
+		case cWouldBlock:
 			if err := ctxErr(s.ctx); err != nil {
 				return nil, err
 			}
 		default:
-			return nil, statusErr(st, errp)
+			return nil, statusErr(st, msg)
 		}
 	}
 }
@@ -429,11 +404,10 @@ func (s *ServerStream) Recv(v any) error {
 func (s *ServerStream) SendRaw(b []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.r == nil {
+	if s.r == 0 {
 		return closedErr("request")
 	}
-	var errp *C.char
-	return statusErr(C.rn_req_send(s.r, bytesPtr(b), C.size_t(len(b)), &errp), errp)
+	return statusErr(locked(func() int { return capi.Rpcnet_request_send(s.r, b) }))
 }
 
 // Send encodes v with Marshal and sends it.
@@ -458,11 +432,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdown(drain int) error {
 	s.mu.RLock()
-	if s.s == nil {
+	if s.s == 0 {
 		s.mu.RUnlock()
 		return nil
 	}
-	C.rpcnet_server_shutdown(s.s, C.int(drain))
+	capi.Rpcnet_server_shutdown(s.s, drain)
 	s.mu.RUnlock()
 	s.handlers.Wait()
 	return nil
@@ -476,9 +450,9 @@ func (s *Server) Close() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.s != nil {
-		C.rpcnet_server_free(s.s)
-		s.s = nil
+	if s.s != 0 {
+		capi.Rpcnet_server_free(s.s)
+		s.s = 0
 	}
 	return nil
 }

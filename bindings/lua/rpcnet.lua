@@ -141,6 +141,7 @@ local Client = {__name = "rpcnet.Client"}
 Client.__index = Client
 local Call = {__name = "rpcnet.Call"}
 Call.__index = Call
+local current_task -- the serve() handler task being resumed, if any
 
 -- rpcnet.connect(addr, opts): opts are config keys (ca_file, server_name,
 -- verify_peer, handshake_timeout_ms, ...; see rpcnet.h).
@@ -209,12 +210,66 @@ local function call_h(self)
   return self._h
 end
 
-function Call:send_raw(data)
-  local h = call_h(self)
-  local st = C.rpcnet_call_send(h, as_raw(data, "send_raw"))
-  if st ~= OK then raise_last(st) end
+-- Client calls made inside a serve() handler coroutine (a handler calling
+-- another service, or this very server) must not block the Lua state: the
+-- loop would stop, and with it a peer in this state that the call waits
+-- for. There they poll with timeout 0 and yield; the loop waits on the
+-- call's fd (task.wait_fd) and resumes them.
+local function serve_task()
+  local task = current_task
+  if task and task.req and coroutine.isyieldable() and task.co == coroutine.running() then return task end
+  return nil
 end
-function Call:send(v) return self:send_raw(encode(v)) end
+-- Yields the task until fd is readable or wake (monotonic seconds) is due;
+-- the loop resumes every waiting task each round, so callers re-check.
+local function yield_on_fd(task, fd, wake)
+  if fd < 0 then -- no descriptor: look again in 5 ms
+    local soon = C.monotonic() + 0.005
+    wake, fd = (wake and math.min(wake, soon)) or soon, nil
+  end
+  task.wait_fd, task.wake_at = fd, wake
+  coroutine.yield()
+  task.wait_fd, task.wake_at = nil, nil
+end
+local function deadline_of(timeout)
+  if timeout == nil then return nil end
+  if type(timeout) ~= "number" or timeout ~= timeout then error("timeout must be a number of seconds", 3) end
+  return C.monotonic() + math.max(0, timeout)
+end
+local function ms_of(timeout)
+  return math.tointeger(math.min(0x7fffffff, math.max(0, math.ceil(timeout * 1000))))
+end
+
+-- Sends one message. Under backpressure (the server reads slowly):
+-- outside a serve() handler it blocks until there is room, at most until
+-- the call's deadline (the call then ends: DEADLINE_EXCEEDED is raised), or
+-- at most `timeout` seconds when given (then nil, "WOULD_BLOCK" and nothing
+-- was sent); inside a serve() handler coroutine it yields to the loop while
+-- waiting (same limits). Returns true once sent.
+function Call:send_raw(data, timeout)
+  local h = call_h(self)
+  data = as_raw(data, "send_raw")
+  local wake = deadline_of(timeout)
+  local task = serve_task()
+  local st
+  if task then
+    while true do
+      st = C.rpcnet_call_send_timeout(h, data, 0)
+      if st ~= WOULD_BLOCK then break end
+      if wake and C.monotonic() >= wake then return nil, "WOULD_BLOCK" end
+      yield_on_fd(task, C.rpcnet_call_send_fd(h), wake)
+      h = call_h(self) -- closed meanwhile: raises
+    end
+  elseif wake then
+    st = C.rpcnet_call_send_timeout(h, data, ms_of(timeout))
+    if st == WOULD_BLOCK then return nil, "WOULD_BLOCK" end
+  else
+    st = C.rpcnet_call_send(h, data)
+  end
+  if st ~= OK then raise_last(st) end
+  return true
+end
+function Call:send(v, timeout) return self:send_raw(encode(v), timeout) end
 -- Never raises for the call's own end: when the call already ended,
 -- rpcnet_call_close_send returns its final status, which recv reports.
 function Call:close_send()
@@ -227,15 +282,26 @@ end
 -- The next message as a string, or nil when the call ended OK (raises the
 -- error value when it ended with another status). timeout (seconds)
 -- optional: nil and "WOULD_BLOCK" when nothing came in time.
+-- Inside a serve() handler coroutine it yields to the loop while waiting.
 function Call:recv_raw(timeout)
   local h = call_h(self)
   if self.status then
     if self.status ~= OK then raise(self.status, self.message) end
     return nil
   end
-  local tms = -1
-  if timeout ~= nil then tms = math.tointeger(math.max(0, math.ceil(timeout * 1000))) end
-  local st, data = C.rpcnet_call_recv(h, tms)
+  local wake = deadline_of(timeout)
+  local task = serve_task()
+  local st, data
+  if task then
+    while true do
+      st, data = C.rpcnet_call_recv(h, 0)
+      if st ~= WOULD_BLOCK or (wake and C.monotonic() >= wake) then break end
+      yield_on_fd(task, C.rpcnet_call_fd(h), wake)
+      h = call_h(self)
+    end
+  else
+    st, data = C.rpcnet_call_recv(h, wake and ms_of(timeout) or -1)
+  end
   if st == OK then return data end
   if st == WOULD_BLOCK then return nil, "WOULD_BLOCK" end
   if st == END_OF_STREAM then
@@ -281,7 +347,9 @@ end
 local function unary(self, method, data, opts)
   local h = check_client(self)
   opts = opts or {}
-  if opts.metadata == nil and opts.trailers == nil then
+  -- rpcnet_client_call blocks; inside a serve() handler use a call handle,
+  -- whose waits yield to the loop.
+  if opts.metadata == nil and opts.trailers == nil and not serve_task() then
     if type(method) ~= "string" then error("rpcnet: method name string expected", 3) end
     local st, resp = C.rpcnet_client_call(h, method, data, timeout_ms(opts.timeout))
     if st ~= OK then raise_last(st) end
@@ -475,7 +543,6 @@ function Stream:send(v) return self:send_raw(encode(v)) end
 
 -- rpcnet.sleep(seconds): inside a serve() handler it yields so other
 -- handlers run meanwhile; elsewhere it blocks the caller.
-local current_task -- the task being resumed by the serve loop
 function M.sleep(seconds)
   local wake = C.monotonic() + seconds
   local task = current_task
@@ -557,9 +624,11 @@ local function dispatch(self, req)
   end
 end
 
--- The fd a waiting task waits on: the request's send fd while it waits
--- for room to send, else its recv fd.
+-- The fd a waiting task waits on: a client call's fd (wait_fd) when it
+-- waits in a call it made, the request's send fd while it waits for room
+-- to send, else the request's recv fd.
 local function task_fd(t)
+  if t.wait_fd then return t.wait_fd end
   if t.wait_send then return C.rpcnet_request_send_fd(t.req) end
   return C.rpcnet_request_fd(t.req)
 end
@@ -594,7 +663,10 @@ function Server:step(timeout_ms_)
     for _, t in ipairs(self._tasks) do
       if t.wake_at then
         wait = math.max(0, math.min(wait, math.tointeger(math.ceil((t.wake_at - now) * 1000))))
-      elseif t.req then
+      end
+      if t.wait_fd then -- in a client call, perhaps with a timeout too
+        fds[#fds + 1] = t.wait_fd
+      elseif t.req and not t.wake_at then
         local fd = task_fd(t)
         if fd < 0 then wait = math.min(wait, 5) else fds[#fds + 1] = fd end
       end

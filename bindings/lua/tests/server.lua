@@ -61,6 +61,21 @@ s:handle_stream("flood", function(stream, ctx)
   ctx:set_trailer("sent", tostring(req.n))
   ctx:set_trailer("seconds", string.format("%.3f", rpcnet.monotonic() - t0))
 end)
+-- A slow reader: the first message is {delay = seconds}; it reads nothing
+-- for that long (yielding; stops early when the call is cancelled), then
+-- reads every raw message and answers {n = count, bytes = total}.
+s:handle_stream("slow_sink", function(stream, ctx)
+  local first = stream:recv()
+  local t_end = rpcnet.monotonic() + first.delay
+  while rpcnet.monotonic() < t_end and not ctx:cancelled() do rpcnet.sleep(0.02) end
+  local n, bytes = 0, 0
+  while true do
+    local m = stream:recv_raw()
+    if m == nil then break end
+    n, bytes = n + 1, bytes + #m
+  end
+  stream:send({n = n, bytes = bytes})
+end)
 s:handle("shutdown", function() s:shutdown(1) return true end)
 
 local port = s:listen("127.0.0.1:0")

@@ -13,7 +13,7 @@
 
 from . import _rpcnet_c as _c
 from . import cbor
-from ._client import Call, Client, MetadataMap, Trailers, connect
+from ._client import Call, CallInfo, Client, MetadataMap, Trailers, connect
 from ._errors import (
     ABORTED,
     ALREADY_EXISTS,
@@ -65,7 +65,7 @@ def library_version() -> str:
 
 
 __all__ = [
-    "connect", "Client", "Call", "Trailers", "MetadataMap", "Server", "Context", "RequestMetadata",
+    "connect", "Client", "Call", "CallInfo", "Trailers", "MetadataMap", "Server", "Context", "RequestMetadata",
     "cbor", "Tag", "EpochTime", "FrozenDict", "CBORDecodeError",
     "RpcError", "ClosedError", "Cancelled", "Unknown", "InvalidArgument", "DeadlineExceeded",
     "NotFound", "AlreadyExists", "PermissionDenied", "ResourceExhausted",

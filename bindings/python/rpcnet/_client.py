@@ -7,8 +7,8 @@ import collections.abc
 import math
 import threading
 import weakref
-from typing import (Any, AsyncIterator, Dict, Iterable, Iterator, List, Mapping, Optional, Set,
-                    Tuple, Union)
+from typing import (Any, AsyncIterator, Dict, Iterable, Iterator, List, Literal, Mapping,
+                    Optional, Set, Tuple, Union, overload)
 
 from . import _rpcnet_c as _c
 from . import cbor
@@ -138,6 +138,34 @@ class Trailers(MetadataMap):
     __slots__ = ()
 
 
+class CallInfo:
+    """How a unary or client-streaming call ended, returned with its response
+    by ``with_call=True`` (as grpcio's ``with_call``): ``status`` (always OK
+    there: a failure raises), ``status_name``, ``message``, ``trailers`` (a
+    read-only Mapping, see Trailers; also ``trailing_metadata()``) and
+    ``method``. A snapshot: no handle is kept."""
+
+    __slots__ = ("method", "status", "message", "trailers")
+
+    def __init__(self, method: str, status: int, message: str, trailers: Trailers) -> None:
+        self.method = method
+        self.status = status
+        self.message = message
+        self.trailers = trailers
+
+    @property
+    def status_name(self) -> str:
+        return status_name(self.status)
+
+    def trailing_metadata(self) -> Trailers:
+        """The trailers (grpcio's name)."""
+        return self.trailers
+
+    def __repr__(self) -> str:
+        return "CallInfo(%r, %s, trailers=%r)" % (self.method, self.status_name,
+                                                   dict(self.trailers))
+
+
 class Call:
     """One call handle: every kind of stream. Iterate (``for`` or ``async
     for``) to receive; ``send``/``close_send`` to send; ``status``,
@@ -150,6 +178,7 @@ class Call:
     def __init__(self, client: "Client", method: str, timeout: Optional[float],
                  metadata: Optional[Metadata], raw: bool) -> None:
         self._client = client
+        self._method = method
         self._raw = raw
         self._busy = threading.Lock()   # held around every C call but cancel
         self._state = threading.Lock()
@@ -206,7 +235,14 @@ class Call:
 
     def _check_end(self) -> None:
         if self._status is not None and self._status != OK:
-            raise RpcError(self._status, self._message)
+            err = RpcError(self._status, self._message)
+            err.trailers = self.trailers  # what the server sent with the failure
+            raise err
+
+    def _info(self) -> CallInfo:
+        """The CallInfo of an ended call."""
+        return CallInfo(self._method, OK if self._status is None else self._status,
+                        self._message, self.trailers)
 
     # -- sending ----------------------------------------------------------
     def send(self, value: Any) -> None:
@@ -270,7 +306,16 @@ class Call:
     async def _await_fd(self, send: bool) -> None:
         """Waits until the call's recv fd (send=False) or send fd (send=True)
         is readable, with loop.add_reader. Any number of tasks may wait on
-        one call: they share one reader per fd. close() wakes them."""
+        one call: they share one reader per fd. close() wakes them.
+        Cancelling the waiting task cancels the call (rpcnet_call_cancel:
+        the server sees CANCELLED) and leaves no reader on the loop."""
+        try:
+            await self._await_fd_once(send)
+        except asyncio.CancelledError:
+            self.cancel()
+            raise
+
+    async def _await_fd_once(self, send: bool) -> None:
         loop = asyncio.get_running_loop()
         with self._busy:
             p = self._p()
@@ -333,11 +378,7 @@ class Call:
             st, data = self._recv_once(0)
             if st != WOULD_BLOCK:
                 return st, data
-            try:
-                await self._await_fd(False)
-            except asyncio.CancelledError:
-                self.cancel()
-                raise
+            await self._await_fd(False)  # a cancelled task cancels the call
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
@@ -355,7 +396,8 @@ class Call:
     async def asend(self, value: Any) -> None:
         """send() that waits for room without blocking the event loop: under
         backpressure it waits for the call's send fd (rpcnet_call_send_fd)
-        with loop.add_reader, then sends."""
+        with loop.add_reader, then sends. Cancelling the task while it waits
+        cancels the call."""
         data = self._enc(value)
         while True:
             with self._busy:
@@ -500,13 +542,27 @@ class Client:
         return self._closed
 
     # -- unary ------------------------------------------------------------
+    @overload
+    def call_raw(self, method: str, data: Buffer = ..., *, timeout: Optional[float] = ...,
+                 metadata: Optional[Metadata] = ..., with_call: Literal[False] = ...) -> bytes: ...
+
+    @overload
+    def call_raw(self, method: str, data: Buffer = ..., *, timeout: Optional[float] = ...,
+                 metadata: Optional[Metadata] = ...,
+                 with_call: Literal[True]) -> Tuple[bytes, CallInfo]: ...
+
     def call_raw(self, method: str, data: Buffer = b"", *, timeout: Optional[float] = None,
-                 metadata: Optional[Metadata] = None) -> bytes:
-        """A unary call with bytes in and out (binary safe)."""
-        if metadata:
+                 metadata: Optional[Metadata] = None,
+                 with_call: bool = False) -> Union[bytes, Tuple[bytes, CallInfo]]:
+        """A unary call with bytes in and out (binary safe). With
+        ``with_call=True`` it returns ``(response, CallInfo)``, whose
+        ``trailers`` are the call's trailing metadata (a failure raises an
+        RpcError whose ``trailers`` are those sent with it)."""
+        if metadata or with_call:
             with Call(self, method, timeout, metadata, True) as c:
                 c.send(data)
-                return c.result()  # type: ignore[no-any-return]
+                resp = c.result()
+                return (resp, c._info()) if with_call else resp  # type: ignore[return-value]
         p = self._enter()
         try:
             st, resp = _c.rpcnet_client_call(p, method, data, _timeout_ms(timeout))
@@ -516,9 +572,23 @@ class Client:
         finally:
             self._leave()
 
+    @overload
+    def call(self, method: str, request: Any = ..., *, timeout: Optional[float] = ...,
+             metadata: Optional[Metadata] = ..., with_call: Literal[False] = ...) -> Any: ...
+
+    @overload
+    def call(self, method: str, request: Any = ..., *, timeout: Optional[float] = ...,
+             metadata: Optional[Metadata] = ...,
+             with_call: Literal[True]) -> Tuple[Any, CallInfo]: ...
+
     def call(self, method: str, request: Any = None, *, timeout: Optional[float] = None,
-             metadata: Optional[Metadata] = None) -> Any:
-        """A unary call with values through rpcnet.cbor."""
+             metadata: Optional[Metadata] = None, with_call: bool = False) -> Any:
+        """A unary call with values through rpcnet.cbor (``with_call``: see
+        call_raw)."""
+        if with_call:
+            resp, info = self.call_raw(method, cbor.dumps(request), timeout=timeout,
+                                       metadata=metadata, with_call=True)
+            return cbor.loads(resp), info
         return cbor.loads(self.call_raw(method, cbor.dumps(request), timeout=timeout,
                                         metadata=metadata))
 
@@ -544,8 +614,9 @@ class Client:
 
     def client_stream(self, method: str, requests: Iterable[Any], *,
                       timeout: Optional[float] = None, metadata: Optional[Metadata] = None,
-                      raw: bool = False) -> Any:
-        """Sends every request of the iterable, returns the one response."""
+                      raw: bool = False, with_call: bool = False) -> Any:
+        """Sends every request of the iterable, returns the one response
+        (``(response, CallInfo)`` with ``with_call=True``)."""
         with Call(self, method, timeout, metadata, raw) as c:
             try:
                 for r in requests:
@@ -559,7 +630,8 @@ class Client:
                 except RpcError:
                     raise
                 raise e
-            return c.result()
+            resp = c.result()
+            return (resp, c._info()) if with_call else resp
 
     def bidi(self, method: str, *, timeout: Optional[float] = None,
              metadata: Optional[Metadata] = None, raw: bool = False) -> Call:
@@ -568,21 +640,26 @@ class Client:
 
     # -- asyncio ----------------------------------------------------------
     async def acall_raw(self, method: str, data: Buffer = b"", *, timeout: Optional[float] = None,
-                        metadata: Optional[Metadata] = None) -> bytes:
+                        metadata: Optional[Metadata] = None, with_call: bool = False) -> Any:
+        """call_raw for asyncio (``with_call``: ``(bytes, CallInfo)``)."""
         with Call(self, method, timeout, metadata, True) as c:
             await c.asend(data)
-            return await c.aresult()  # type: ignore[no-any-return]
+            resp = await c.aresult()
+            return (resp, c._info()) if with_call else resp
 
     async def acall(self, method: str, request: Any = None, *, timeout: Optional[float] = None,
-                    metadata: Optional[Metadata] = None) -> Any:
-        """A unary call for asyncio, driven by the call's readiness fd."""
+                    metadata: Optional[Metadata] = None, with_call: bool = False) -> Any:
+        """A unary call for asyncio, driven by the call's readiness fd
+        (``with_call``: ``(response, CallInfo)``)."""
         with Call(self, method, timeout, metadata, False) as c:
             await c.asend(request)
-            return await c.aresult()
+            resp = await c.aresult()
+            return (resp, c._info()) if with_call else resp
 
     async def aclient_stream(self, method: str, requests: Any, *,
                              timeout: Optional[float] = None,
-                             metadata: Optional[Metadata] = None, raw: bool = False) -> Any:
+                             metadata: Optional[Metadata] = None, raw: bool = False,
+                             with_call: bool = False) -> Any:
         """client_stream for asyncio; requests may be an iterable or async iterable."""
         with Call(self, method, timeout, metadata, raw) as c:
             if hasattr(requests, "__aiter__"):
@@ -591,7 +668,8 @@ class Client:
             else:
                 for r in requests:
                     await c.asend(r)
-            return await c.aresult()
+            resp = await c.aresult()
+            return (resp, c._info()) if with_call else resp
 
     # -- lifetime ---------------------------------------------------------
     def close(self) -> None:

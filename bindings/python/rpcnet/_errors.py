@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Dict, Type
+import types
+from typing import Dict, Mapping, Type, Union
 
 OK = 0
 CANCELLED = 1
@@ -46,6 +47,10 @@ class RpcError(Exception):
     (``NotFound``); subclasses take just the message: ``NotFound("msg")``."""
 
     code: int = UNKNOWN
+    #: Trailing metadata the server sent with the failure, when the call ran
+    #: on a call handle (streams, ``with_call=True``, ``metadata=``, asyncio);
+    #: else empty.
+    trailers: Mapping[str, Union[str, bytes]] = types.MappingProxyType({})
 
     def __new__(cls, *args: object, **kw: object) -> "RpcError":
         if cls is RpcError and args and isinstance(args[0], int) and not isinstance(args[0], bool):

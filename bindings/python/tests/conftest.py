@@ -38,6 +38,11 @@ def make_server(certs, **opts):
     def fail(req, ctx):
         raise rpcnet.RpcError(req["code"], req["message"])
 
+    @srv.method("fail_tr")
+    def fail_tr(req, ctx):
+        ctx.set_trailer("x-why", "missing")
+        raise rpcnet.NotFound("no such thing")
+
     @srv.method("boom")
     def boom(req, ctx):
         raise ValueError("it broke")

@@ -1,4 +1,5 @@
 import asyncio
+import time
 
 import pytest
 
@@ -13,6 +14,21 @@ def test_acall(client):
     async def main():
         return await client.acall("add", {"a": 20, "b": 22})
     assert run(main()) == {"sum": 42}
+
+
+def test_acall_with_call_trailers(client):
+    async def main():
+        resp, info = await client.acall("ctx", {"x-t": "v"}, with_call=True)
+        assert resp["method"] == "ctx" and info.trailers["x-t"] == "v"
+        raw, info = await client.acall_raw("echo", b"\x00", with_call=True)
+        assert raw == b"\x00" and info.status == rpcnet.OK and dict(info.trailers) == {}
+        total, info = await client.aclient_stream("sum", [4, 5], with_call=True)
+        assert total == 9 and info.trailers["x-count"] == "done"
+        with pytest.raises(rpcnet.NotFound) as ei:
+            await client.acall("fail_tr", None, with_call=True)
+        assert ei.value.trailers["x-why"] == "missing"
+        assert await client.acall("add", {"a": 1, "b": 1}) == {"sum": 2}
+    run(main())
 
 
 def test_acall_many_concurrent(client):
@@ -187,4 +203,125 @@ def test_concurrent_asend_and_close_wakes_waiters(certs):
         run(main())
     finally:
         gate.set()
+        srv.shutdown(drain=0.5)
+
+
+def _cancel_server(certs):
+    """A server whose handlers record when they see their call cancelled:
+    "sink" reads one message then stops reading, "quiet" sends nothing,
+    "hang" (unary) answers nothing; each waits up to 10 s for ctx.cancelled."""
+    import threading
+
+    seen = {name: threading.Event() for name in ("sink", "quiet", "hang")}
+    srv = rpcnet.Server(cert_file=str(certs / "server.pem"),
+                        key_file=str(certs / "server-key.pem"))
+
+    def wait_cancelled(name, ctx):
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            if ctx.cancelled:
+                seen[name].set()
+                return
+            time.sleep(0.01)
+
+    @srv.stream("sink", raw=True)
+    def sink(reqs, ctx):
+        next(iter(reqs))
+        wait_cancelled("sink", ctx)
+        return b""
+
+    @srv.stream("quiet", raw=True)
+    def quiet(reqs, ctx):
+        wait_cancelled("quiet", ctx)
+        return b""
+
+    @srv.method("hang", raw=True)
+    def hang(req, ctx):
+        wait_cancelled("hang", ctx)
+        return b""
+
+    srv.listen("127.0.0.1:0")
+    srv.start(workers=4)
+    return srv, seen
+
+
+def _watched(loop, fd):
+    """Whether loop has a reader on fd (its selector's registration)."""
+    key = loop._selector.get_map().get(fd)
+    return key is not None and key.data[0] is not None
+
+
+def test_cancelling_a_task_cancels_the_call(certs):
+    """Cancelling the asyncio task cancels the rpcnet call (the server sees
+    it cancelled) for a task stalled in asend, one in async for, and acall;
+    no reader stays on the loop and the call then raises Cancelled."""
+    srv, seen = _cancel_server(certs)
+    chunk = bytes(64 * 1024)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        with rpcnet.connect("127.0.0.1:%d" % srv.port, ca_file=str(certs / "ca.pem"),
+                            server_name="localhost") as client:
+            # 1. stalled in asend (the server stopped reading)
+            c = client.stream("sink", raw=True, timeout=60)
+            sent = 0
+
+            async def sender():
+                nonlocal sent
+                for _ in range(1000):
+                    await c.asend(chunk)
+                    sent += 1
+
+            task = asyncio.ensure_future(sender())
+            last = -1
+            while sent != last:  # until sending stalls
+                last = sent
+                await asyncio.sleep(0.3)
+            assert not task.done() and 0 < sent < 1000
+            send_fd = rpcnet._rpcnet_c.rpcnet_call_send_fd(c._ptr)
+            assert _watched(loop, send_fd), "the stalled asend waits on the send fd"
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not _watched(loop, send_fd), "a reader was left on the loop"
+            assert c._fd_waiters == {}
+            assert await loop.run_in_executor(None, seen["sink"].wait, 5), \
+                "the server did not see the call cancelled"
+            with pytest.raises(rpcnet.Cancelled):
+                c.send(b"x")
+            c.close()
+
+            # 2. waiting in async for
+            b = client.bidi("quiet", raw=True, timeout=60)
+            await b.asend(b"hi")
+
+            async def reader():
+                async for _ in b:
+                    pass
+
+            task = asyncio.ensure_future(reader())
+            await asyncio.sleep(0.2)
+            recv_fd = rpcnet._rpcnet_c.rpcnet_call_fd(b._ptr)
+            assert _watched(loop, recv_fd)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not _watched(loop, recv_fd), "a reader was left on the loop"
+            assert await loop.run_in_executor(None, seen["quiet"].wait, 5)
+            with pytest.raises(rpcnet.Cancelled):
+                b.recv(timeout=2)
+            assert b.status == rpcnet.CANCELLED
+            b.close()
+
+            # 3. acall under wait_for
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(client.acall_raw("hang", b"", timeout=60), 0.3)
+            assert await loop.run_in_executor(None, seen["hang"].wait, 5)
+            assert not [fd for fd, key in loop._selector.get_map().items()
+                        if key.data[0] is not None
+                        and getattr(key.data[0]._callback, "__qualname__", "").startswith("Call.")]
+
+    try:
+        run(main())
+    finally:
         srv.shutdown(drain=0.5)

@@ -92,6 +92,32 @@ def test_trailers(client):
         assert "nope" not in c.trailers
 
 
+def test_unary_trailers_with_call(client):
+    """with_call=True (as grpcio's): (response, CallInfo) with the trailers."""
+    resp, info = client.call("ctx", {"x-t": "v", "x-b-bin": b"\x01\x00"}, with_call=True)
+    assert resp["method"] == "ctx"
+    assert isinstance(info, rpcnet.CallInfo) and info.method == "ctx"
+    assert info.status == rpcnet.OK and info.status_name == "OK" and info.message == ""
+    assert info.trailers["x-t"] == "v" and info.trailers["x-b-bin"] == b"\x01\x00"
+    assert isinstance(info.trailers, rpcnet.Trailers) and info.trailing_metadata() is info.trailers
+    # with metadata and a timeout too
+    resp, info = client.call("ctx", {"x-t": "w"}, metadata={"x-text": "hi"}, timeout=5,
+                             with_call=True)
+    assert resp["md"] == "hi" and dict(info.trailers) == {"x-t": "w"}
+    raw, info = client.call_raw("echo", b"\x00z", with_call=True)
+    assert raw == b"\x00z" and dict(info.trailers) == {}
+    total, info = client.client_stream("sum", [1, 2, 3], with_call=True)
+    assert total == 6 and info.trailers["x-count"] == "done"
+    # a failure raises, with the trailers sent with it
+    with pytest.raises(rpcnet.NotFound) as ei:
+        client.call("fail_tr", None, with_call=True)
+    assert ei.value.message == "no such thing" and ei.value.trailers["x-why"] == "missing"
+    # without with_call: the response alone, as before
+    assert client.call("add", {"a": 1, "b": 2}) == {"sum": 3}
+    assert client.call_raw("echo", b"x") == b"x"
+    assert dict(rpcnet.NotFound("x").trailers) == {}
+
+
 def test_metadata_and_trailers_are_mappings(client):
     md = {"x-a": "1", "x-b-bin": b"\x00\xff", "x-c": "three"}
     trailers = [["t-text", "v"], ["t-blob-bin", b"\x01\x00"], ["t-text", "second"]]
