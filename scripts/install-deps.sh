@@ -16,6 +16,7 @@ pkgs=(
   luarocks                                    # Lua rockspec (make test-lua: luarocks make)
   python3-dev python3-venv python3-pytest     # Python binding (make test-python)
   python3-setuptools python3-wheel
+  iptables                                    # cluster partition test (make test-cluster)
 )
 
 missing=()
