@@ -45,6 +45,9 @@
 %ignore rpcnet_server_handle;
 %ignore rpcnet_server_handle_stream;
 %ignore rpcnet_handler_fn;
+/* Replaced by rpcnet_swig_cluster_call (the member name as a string out). */
+%ignore rpcnet_cluster_call;
+%ignore rpcnet_cluster_call_ex;
 
 /* Cheap functions that never block do not need to drop the host lock. */
 %feature("nothread") rpcnet_version;
@@ -77,6 +80,9 @@
 %feature("nothread") rpcnet_swig_call_trailer;
 %feature("nothread") rpcnet_swig_server_pull;
 %feature("nothread") rpcnet_swig_server_pull_stream;
+%feature("nothread") rpcnet_cluster_fd;
+%feature("nothread") rpcnet_cluster_name;
+%feature("nothread") rpcnet_cluster_gossip_port;
 
 %include "rpcnet/rpcnet.h"
 
@@ -103,5 +109,18 @@ int rpcnet_swig_server_pull(rpcnet_server *srv, const char *method) {
 }
 int rpcnet_swig_server_pull_stream(rpcnet_server *srv, const char *method) {
   return rpcnet_server_handle_stream(srv, method, NULL, NULL);
+}
+/* A routed unary call (rpcnet_cluster_call_ex); *message receives the name
+ * of the member that answered ("" when none did), in thread-local storage
+ * valid until the next call on this thread. */
+int rpcnet_swig_cluster_call(rpcnet_cluster *cl, const char *filter, const char *method,
+                             const void *data, size_t len, void **resp, size_t *resp_len,
+                             int timeout_ms, int flags, const char **message) {
+  static _Thread_local char member[80];
+  member[0] = 0;
+  int rc = rpcnet_cluster_call_ex(cl, filter, method, data, len, resp, resp_len, timeout_ms,
+                                  flags, member, sizeof member);
+  *message = member;
+  return rc;
 }
 %}
