@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build build-asan demo test test-c test-asan test-python test-lua test-go test-cross test-cluster conformance fuzz fuzz-smoke bench bench-bindings bench-cluster install format format-check clean
+.PHONY: all deps build build-asan demo cluster-demo pyenv test test-c test-asan test-python test-lua test-go test-cross test-cluster conformance fuzz fuzz-smoke bench bench-bindings bench-cluster install format format-check clean
 
 all: build
 
@@ -25,6 +25,10 @@ build-asan: deps
 demo: build
 	@bash scripts/demo.sh $(BUILD)
 
+# Workers in C, Python, Go and Lua and a C director (examples/cluster).
+cluster-demo: pyenv
+	@bash examples/cluster/run.sh $(BUILD)
+
 test-c: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
@@ -34,12 +38,14 @@ test-asan: build-asan
 # Python binding: a venv in $(BUILD)/pyenv, the package built (SWIG included)
 # against the in-tree library, then pytest (exit 5, no tests, fails too).
 PYENV = $(BUILD)/pyenv
-test-python: build
+pyenv: build
 	python3 -m venv --system-site-packages $(PYENV)
 	@$(PYENV)/bin/python -c "import pytest" 2>/dev/null || $(PYENV)/bin/pip install -q pytest
 	@if $(PYENV)/bin/python -c "import setuptools, wheel" 2>/dev/null; then nbi=--no-build-isolation; fi; \
 	  echo "pip install ./bindings/python $$nbi"; \
 	  RPCNET_BUILD_DIR=$(abspath $(BUILD)) $(PYENV)/bin/pip install -q --force-reinstall --no-deps $$nbi ./bindings/python
+
+test-python: pyenv
 	$(PYENV)/bin/python -m pytest -q -p no:cacheprovider bindings/python/tests
 
 # Lua binding: the module from $(BUILD)/bindings/lua, the Lua sources from
