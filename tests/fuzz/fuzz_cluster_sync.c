@@ -5,8 +5,8 @@
  * failure): a refused body leaves the response empty; an accepted one
  * yields a response that is a valid sync response (in-sync, digest,
  * records) which a second core can step on; a further request from
- * sync_step is a push that a second core serves; outputs stay within
- * max_packet; the own incarnation never decreases.
+ * sync_step is a push that a second core serves; datagrams stay within
+ * max_packet and decode completely; the own incarnation never decreases.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +20,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void drain(rpci_swim *s) {
   rpci_swim_tx tx;
-  while (rpci_swim_poll_tx(s, &tx))
+  while (rpci_swim_poll_tx(s, &tx)) {
     if (tx.len > MAXP) abort();
+    rpci_gdec d;
+    rpci_gmsg m;
+    int r = rpci_gdec_open(&d, tx.data, tx.len);
+    while (r == 0 && (r = rpci_gdec_next(&d, &m)) == 1) r = 0;
+    if (r != 0) abort();
+  }
   rpci_swim_sync_job job;
   while (rpci_swim_poll_sync(s, &job)) {
   }

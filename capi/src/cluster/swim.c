@@ -266,7 +266,7 @@ void rpci_swim_recv(rpci_swim *s, int64_t now_ms, const char *from_addr, const u
     s->st_.malformed++;
     return;
   }
-  s->stale_reply_done = 0;
+  s->stale_reply_done = s->whois_done = 0;
   s->pkt_alive_name = NULL;
   rpci_gmsg m;
   while ((r = rpci_gdec_next(&d, &m)) > 0) {
@@ -358,11 +358,10 @@ int rpci_swim_join(rpci_swim *s, int64_t now_ms, const char *const *seed_addrs, 
     uint64_t seq = ++s->seq;
     size_t off = s->stage.len;
     rpci_swim_m_alive(s, 0, &a);
-    if (rpci_genc_ping(&s->stage, seq, any, a.name) || rpci_genc_alive(&s->stage, &a)) {
-      s->stage.len = off;
-      rpci_swim_flush(s);
-      return -1;
-    }
+    if (rpci_genc_ping(&s->stage, seq, any, a.name)) goto nomem;
+    rpci_swim_stage(s, addr, off);
+    off = s->stage.len;
+    if (rpci_genc_alive(&s->stage, &a)) goto nomem;
     rpci_swim_stage(s, addr, off);
     if (s->njoin == RPCI_SWIM_JOIN_MAX) {
       memmove(s->join_seq, s->join_seq + 1, (RPCI_SWIM_JOIN_MAX - 1) * sizeof s->join_seq[0]);
@@ -372,6 +371,10 @@ int rpci_swim_join(rpci_swim *s, int64_t now_ms, const char *const *seed_addrs, 
   }
   rpci_swim_flush(s);
   return 0;
+nomem:
+  s->stage.len = 0;
+  s->nst = 0;
+  return -1;
 }
 
 int rpci_swim_leave(rpci_swim *s, int64_t now_ms) {

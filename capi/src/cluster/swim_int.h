@@ -39,6 +39,7 @@
 #define RPCI_SWIM_RELAY_MAX 256 /* indirect probes relayed at once */
 #define RPCI_SWIM_JOIN_MAX 16   /* outstanding join pings remembered */
 #define RPCI_SWIM_PART_SLOTS 8  /* partition window resolution */
+#define RPCI_SWIM_NOTIFY_MAX 16 /* members told of a peer's dead record, per body */
 
 typedef struct rpci_mem {
   uint64_t inc;
@@ -150,7 +151,9 @@ struct rpci_swim {
   rpci_stage_ent *st;
   uint32_t nst, capst;
   int stale_reply_done; /* one stale-view refresh per received datagram */
+  int whois_done;       /* one record request to an unknown pinger, likewise */
   int in_sync;          /* merging push-pull records (not counted as losses) */
+  int notify_left;      /* rpci_swim_notify calls left for this body */
   rpci_txd **txq;
   uint32_t txh, txn, txcap;
   rpci_txd *tx_cur;
@@ -219,6 +222,9 @@ void rpci_swim_on_suspect(rpci_swim *s, rpci_gstr name, uint64_t inc, rpci_gstr 
 void rpci_swim_on_dead(rpci_swim *s, rpci_gstr name, uint64_t inc, rpci_gstr from,
                        const char *from_addr);
 void rpci_swim_on_record(rpci_swim *s, const rpci_grecord *r);
+/* Pings member i with a suspect message about itself at inc attached (a
+ * peer holds it dead), while s->notify_left lasts. */
+void rpci_swim_notify(rpci_swim *s, uint32_t i, uint64_t inc);
 /* Raises this node's incarnation above `accused` and broadcasts alive. */
 void rpci_swim_refute(rpci_swim *s, uint64_t accused);
 /* Broadcasts member i's record as alive (self included). */
@@ -245,7 +251,8 @@ int64_t rpci_swim_relay_next(const rpci_swim *s);
 uint32_t rpci_swim_pick(rpci_swim *s, uint32_t *out, uint32_t k, int want, int64_t except);
 
 /* ---- swim_out.c: staging and datagram assembly ------------------------- */
-/* Stages the message just encoded at s->stage[off..] for addr. */
+/* Stages the one message just encoded at s->stage[off..] for addr (one
+ * call per message: datagrams count their messages by entries). */
 void rpci_swim_stage(rpci_swim *s, const char *addr, size_t off);
 /* Stages a broadcasts-only datagram for addr (sent only if any is queued). */
 void rpci_swim_stage_gossip(rpci_swim *s, const char *addr);

@@ -20,9 +20,14 @@
  *   (more are dropped and counted in tx_dropped).
  * - Pings are answered to the address they came from. A ping addressed to
  *   "" (a join) is answered with this node's alive record before the ack;
- *   the joiner takes the seed's name from that record. A ping from a
+ *   the joiner takes the seed's name from that record, queues a join
+ *   push-pull with it and brings its next periodic push-pull forward to
+ *   2..5 probe intervals later. A ping from a
  *   member held dead is answered with a suspect message about it, so that
- *   it refutes (under Lifeguard, also from a member held suspect).
+ *   it refutes (under Lifeguard, also from a member held suspect). A ping
+ *   from an unknown member (whose alive broadcast missed this node, e.g.
+ *   two nodes that joined at the same time) is answered with a ping in the
+ *   join form, whose reply carries its record (once per datagram).
  * - Gossip: every gossip_interval, when broadcasts are queued, to
  *   gossip_nodes random members that are alive, suspect, or dead for less
  *   than reconnect_interval_ms (memberlist's gossip to the dead).
@@ -278,6 +283,11 @@ static void on_ack(rpci_swim *s, uint64_t seq) {
     if (!s->pkt_alive_name) return;
     int64_t idx = rpci_swim_m_find(s, (const uint8_t *)s->pkt_alive_name, s->pkt_alive_len);
     if (idx > 0) rpci_swim_job(s, (uint32_t)idx, 1);
+    /* One more push-pull, with a random member, a few probe intervals on:
+     * it picks up members whose joins overlapped this one. */
+    int64_t iv = s->cfg.probe_interval_ms;
+    int64_t t = s->now + 2 * iv + (int64_t)rpci_swim_randn(s, (uint64_t)(3 * iv));
+    if (s->cfg.sync_interval_ms >= 0 && t < s->t_sync) s->t_sync = t;
     return;
   }
 }
@@ -292,6 +302,13 @@ static void on_ping(rpci_swim *s, const rpci_gmsg *m, const char *from_addr) {
   }
   STAGE(s, from_addr, rpci_genc_ack(&s->stage, RPCI_GM_ACK, m->seq));
   int64_t idx = rpci_swim_m_find(s, m->sender.p, m->sender.n);
+  if (idx < 0 && !s->whois_done) {
+    /* A member we never heard of (its alive broadcast missed us): ask it,
+     * with the join form of ping, for its record. */
+    s->whois_done = 1;
+    STAGE(s, from_addr,
+          rpci_genc_ping(&s->stage, ++s->seq, (rpci_gstr){(const uint8_t *)"", 0}, self_name(s)));
+  }
   if (idx <= 0) return;
   int st = s->m[idx].state;
   if (st == RPCI_MS_DEAD || (s->lifeguard && st == RPCI_MS_SUSPECT))

@@ -14,10 +14,13 @@
  *   about members not known before are added silently (a joiner learning
  *   the whole cluster must not re-gossip it); every other change learned by
  *   push-pull is re-broadcast like gossip.
- * - Dead records from a push-pull peer about a member held alive become a
- *   local suspicion (as memberlist does): the member gets the chance to
- *   refute, which is what heals a partition where each side holds the
- *   other dead.
+ * - A dead record from a push-pull peer about a member held alive changes
+ *   nothing here: the member is sent a ping with a suspect message about
+ *   itself (at most RPCI_SWIM_NOTIFY_MAX per push-pull body) so that it
+ *   refutes if it is alive; if it is not, this node's own probes find out.
+ *   (memberlist turns such records into a local suspicion that it gossips:
+ *   after a partition, one push-pull across the cut then makes a whole
+ *   side suspect itself, a storm of suspicions and refutations.)
  * - Suspicion timers are a binary min-heap on the deadline; a record in
  *   state suspect has exactly one heap entry (rpci_mem.susp) and any state
  *   change away from suspect removes it.
@@ -366,10 +369,28 @@ void rpci_swim_on_record(rpci_swim *s, const rpci_grecord *r) {
   }
   rpci_mem *m = &s->m[i];
   if (m->state == RPCI_MS_ALIVE || m->state == RPCI_MS_SUSPECT) {
-    if (a->inc >= m->inc) rpci_swim_on_suspect(s, a->name, a->inc, self_name(s), NULL);
+    if (a->inc >= m->inc) rpci_swim_notify(s, i, a->inc);
   } else if (a->inc > m->inc) {
     rpci_swim_m_set_state(s, i, m->state, a->inc);
   }
+}
+
+void rpci_swim_notify(rpci_swim *s, uint32_t i, uint64_t inc) {
+  if (s->notify_left == 0) return;
+  s->notify_left--;
+  char addr[RPCI_SWIM_MAX_ADDR + 1];
+  strcpy(addr, rpci_swim_m_addr(s, i));
+  rpci_gstr name = rpci_gstr_c(rpci_swim_m_name(s, i));
+  size_t off = s->stage.len;
+  if (rpci_genc_ping(&s->stage, ++s->seq, name, self_name(s)) == 0)
+    rpci_swim_stage(s, addr, off);
+  else
+    s->stage.len = off;
+  off = s->stage.len;
+  if (rpci_genc_accuse(&s->stage, RPCI_GM_SUSPECT, name, inc, self_name(s)) == 0)
+    rpci_swim_stage(s, addr, off);
+  else
+    s->stage.len = off;
 }
 
 void rpci_swim_suspect_local(rpci_swim *s, uint32_t i) {

@@ -24,6 +24,8 @@
  *   has not reaped it yet (records older than reap_ms are not taken).
  * - A body is [proto_version, one message]; anything else is malformed and
  *   counted.
+ * - Merging follows rpci_swim_on_record (swim_state.c); a peer's dead
+ *   record about a member held alive only makes that member refute.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +60,7 @@ static int wrap(rpci_buf *out, rpci_buf *msg) {
 static void merge(rpci_swim *s, rpci_glist l) {
   rpci_grecord r;
   s->in_sync = 1;
+  s->notify_left = RPCI_SWIM_NOTIFY_MAX;
   while (rpci_glist_record(&l, &r)) rpci_swim_on_record(s, &r);
   s->in_sync = 0;
 }
