@@ -593,7 +593,9 @@ func (c *Cluster) close() {
 		c.evDone = make(chan struct{})
 		close(c.evDone)
 	})
-	close(c.stop)
+	if c.stop != nil { // nil in a zero Cluster
+		close(c.stop)
+	}
 	<-c.evDone
 	c.mu.Lock()
 	defer c.mu.Unlock()

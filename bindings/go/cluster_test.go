@@ -630,3 +630,15 @@ func TestClusterConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestClusterZeroValue(t *testing.T) {
+	var c Cluster
+	if err := c.SetTag("k", "v"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("zero Cluster: %v", err)
+	}
+	if _, ok := <-c.Events(); ok {
+		t.Fatal("event from a zero Cluster")
+	}
+	c.Close()
+	c.Close()
+}
