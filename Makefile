@@ -64,11 +64,15 @@ test: format-check test-c test-asan test-python test-lua fuzz-smoke test-go test
 # Go binding: in-tree pkg-config file, then vet, tests, race tests, examples.
 GO_PC_DIR = $(abspath $(BUILD))/go-pkgconfig
 # (the build writes $(GO_PC_DIR)/rpcnet.pc, pointing at the build tree)
+# (RPCNET_BUILD_DIR: the C cluster worker and director that the Go cluster
+# worker test runs next to the Go worker, examples/cluster/go.)
 test-go: build
-	cd bindings/go && export PKG_CONFIG_PATH=$(GO_PC_DIR) GOFLAGS=-mod=mod && go vet ./... && \
+	cd bindings/go && export PKG_CONFIG_PATH=$(GO_PC_DIR) GOFLAGS=-mod=mod RPCNET_BUILD_DIR=$(abspath $(BUILD)) && go vet ./... && \
 	  go test -count=1 -v ./... > $(abspath $(BUILD))/go-test.log 2>&1; rc=$$?; tail -3 $(abspath $(BUILD))/go-test.log; \
 	  [ $$rc -eq 0 ] && grep -q '^--- PASS' $(abspath $(BUILD))/go-test.log && go test -race -count=1 ./...
 	cd examples/go && PKG_CONFIG_PATH=$(GO_PC_DIR) GOFLAGS=-mod=mod go vet ./...
+	cd examples/cluster/go && export PKG_CONFIG_PATH=$(GO_PC_DIR) GOFLAGS=-mod=mod && go vet ./... && \
+	  go build -o $(abspath $(BUILD))/examples/cluster_worker_go .
 
 fuzz-smoke: deps
 	@bash scripts/fuzz.sh $(FUZZ_BUILD) 10

@@ -30,6 +30,7 @@ type (
 	Server  uintptr // rpcnet_server *
 	Request uintptr // rpcnet_request *
 	Call    uintptr // rpcnet_call *
+	Cluster uintptr // rpcnet_cluster *
 )
 %}
 %define RPCNET_GO_HANDLE(CTYPE, GOTYPE)
@@ -45,6 +46,7 @@ RPCNET_GO_HANDLE(rpcnet_client, Client)
 RPCNET_GO_HANDLE(rpcnet_server, Server)
 RPCNET_GO_HANDLE(rpcnet_request, Request)
 RPCNET_GO_HANDLE(rpcnet_call, Call)
+RPCNET_GO_HANDLE(rpcnet_cluster, Cluster)
 
 /* int64_t (rpcnet_request_deadline_ms) as Go int64, not an opaque type. */
 %include <stdint.i>

@@ -177,9 +177,9 @@ func (c *Client) Close() error {
 // and a receiver may run at once), free takes the write lock after
 // cancelling so that blocked operations return first.
 type callHandle struct {
-	mu  sync.RWMutex
-	c   cCall
-	cli *Client
+	mu    sync.RWMutex
+	c     cCall
+	owner interface{ forget(*callHandle) } // the *Client or *Cluster that started it
 }
 
 func (h *callHandle) cancel() {
@@ -208,17 +208,24 @@ func (h *callHandle) release() {
 		h.c = 0
 	}
 	h.mu.Unlock()
-	h.cli.mu.Lock()
-	delete(h.cli.calls, h)
-	h.cli.mu.Unlock()
+	h.owner.forget(h)
+}
+
+// forget drops a released call from the client's set.
+func (c *Client) forget(h *callHandle) {
+	c.mu.Lock()
+	delete(c.calls, h)
+	c.mu.Unlock()
 }
 
 // CallOption changes one call.
 type CallOption func(*callOptions)
 
 type callOptions struct {
-	md      map[string]string
-	trailer *map[string]string
+	md       map[string]string
+	trailer  *map[string]string
+	flags    int     // Idempotent, Hedge (Cluster calls)
+	servedBy *string // ServedBy (Cluster calls)
 }
 
 // Trailer returns a CallOption that stores the call's trailing metadata in
@@ -321,19 +328,28 @@ func (c *Client) start(ctx context.Context, method string, o *callOptions) (*cal
 		c.mu.Unlock()
 		return nil, &Error{Code: InvalidArgument, Message: msg}
 	}
-	h := &callHandle{c: cc, cli: c}
+	h := &callHandle{c: cc, owner: c}
 	h.mu.RLock() // Close waits for the metadata below
 	c.calls[h] = struct{}{}
 	c.mu.Unlock()
-	for k, v := range o.md {
-		if st, msg := locked(func() int { return capi.Rpcnet_call_set_metadata(cc, k, []byte(v)) }); st != 0 {
+	if err := h.setMetadata(o.md); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// setMetadata sends md on a call just started, with h read-locked by the
+// caller; it unlocks h, and frees it on failure.
+func (h *callHandle) setMetadata(md map[string]string) error {
+	for k, v := range md {
+		if st, msg := locked(func() int { return capi.Rpcnet_call_set_metadata(h.c, k, []byte(v)) }); st != 0 {
 			h.mu.RUnlock()
 			h.free()
-			return nil, statusErr(st, msg)
+			return statusErr(st, msg)
 		}
 	}
 	h.mu.RUnlock()
-	return h, nil
+	return nil
 }
 
 // CallRaw sends req (bytes, binary safe) to method and returns the answer

@@ -30,6 +30,20 @@ type Server struct {
 	unary    map[string]Handler
 	streams  map[string]StreamHandler
 	handlers sync.WaitGroup
+	cmu      sync.Mutex // guards clusters
+	clusters []*Cluster // attached (AttachServer), closed before s is freed
+}
+
+// detach forgets a cluster that was closed.
+func (s *Server) detach(c *Cluster) {
+	s.cmu.Lock()
+	defer s.cmu.Unlock()
+	for i, x := range s.clusters {
+		if x == c {
+			s.clusters = append(s.clusters[:i], s.clusters[i+1:]...)
+			return
+		}
+	}
 }
 
 // Pullers is how many goroutines Serve uses to take calls.
@@ -443,13 +457,21 @@ func (s *Server) shutdown(drain int) error {
 }
 
 // Close shuts the server down without draining, waits for the handlers and
-// frees it. Later use gives an error wrapping ErrClosed.
+// frees it. Clusters attached to it (Cluster.AttachServer) are closed first
+// (Cluster.Close: without a leave). Later use gives an error wrapping
+// ErrClosed.
 func (s *Server) Close() error {
 	if err := s.shutdown(0); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.cmu.Lock()
+	attached := append([]*Cluster(nil), s.clusters...)
+	s.cmu.Unlock()
+	for _, c := range attached {
+		c.Close() // detaches c
+	}
 	if s.s != 0 {
 		capi.Rpcnet_server_free(s.s)
 		s.s = 0

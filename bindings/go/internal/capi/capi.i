@@ -4,8 +4,9 @@
  * flags of flags.go and of pkg-config rpcnet. The idiomatic layer is the
  * package above (bindings/go); nothing here is public API.
  *
- * One helper is added: rpcnet_go_unary, a whole unary call on a started
- * handle in one C call (see bindings/go/README.md, "Performance notes"). */
+ * Two helpers are added: rpcnet_go_unary, a whole unary call on a started
+ * handle in one C call (see bindings/go/README.md, "Performance notes"),
+ * and rpcnet_go_cluster_untag (rpcnet_cluster_set_tag with a NULL value). */
 %include "rpcnet.i"
 
 /* A message the helper allocated (strdup): copied into the Go string,
@@ -69,5 +70,13 @@ int rpcnet_go_unary(rpcnet_call *call, const void *req, size_t req_len, void **r
     *owned_message = strdup(m ? m : "");
   }
   return r;
+}
+%}
+
+%inline %{
+/* rpcnet_cluster_set_tag with value NULL (removes the tag): a Go string
+ * cannot be NULL. */
+int rpcnet_go_cluster_untag(rpcnet_cluster *cl, const char *key) {
+  return rpcnet_cluster_set_tag(cl, key, NULL);
 }
 %}
