@@ -285,6 +285,11 @@ static void test_wrong_key_is_refused(void) {
   CHECK(tu_contains(rpcnet_last_error(), "cluster_keys"));
   REQUIRE(node_start(&p, "kp", "", 1) == 0); /* no key at all */
   CHECK_EQ_INT(rpcnet_cluster_join(p.cl, seed_of(&a)), RPCNET_PERMISSION_DENIED);
+  node q; /* keyless, without a server: its join pings are the smallest */
+  REQUIRE(node_start(&q, "kq", "", 0) == 0);
+  CHECK_EQ_INT(rpcnet_cluster_join(q.cl, seed_of(&a)), RPCNET_PERMISSION_DENIED);
+  CHECK(tu_contains(rpcnet_last_error(), "plaintext"));
+  node_stop(&q);
   char st[16];
   member_state(&a, NULL, "kx", st, sizeof st, NULL);
   CHECK(st[0] == 0); /* never admitted */

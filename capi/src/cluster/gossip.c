@@ -12,7 +12,8 @@
  *   strings; they are parsed with inet_pton, never resolved (names are
  *   resolved once, on the application's thread, in node.c).
  * - A datagram that fails authentication is dropped and counted; its sender
- *   gets a short plaintext notice (0xFF "RJ" reason), at most 10 per second,
+ *   gets a short plaintext notice (0xFF "RJ", the error code, as much of
+ *   its name as fits), at most 10 per second,
  *   so a node started with the wrong key can say why it cannot join. The
  *   notice is smaller than what provoked it (no amplification) and only
  *   ever produces a log line and a join error at the receiver.
@@ -124,31 +125,30 @@ static void send_reject(rpcnet_cluster *cl, const struct sockaddr *from, socklen
     cl->reject_window_ms = now;
     cl->rejects_in_window = 0;
   }
-  if (cl->rejects_in_window >= REJECTS_PER_SEC) return;
-  char msg[96];
-  int n = snprintf(msg, sizeof msg, "%c%c%ccluster key mismatch: %s", REJECT_MAGIC, 'R', 'J',
-                   rpci_seal_err_name(err));
-  if (n <= 0) return;
-  size_t len = (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1;
-  if (len > in_len) return; /* never answer with more than we got */
+  if (cl->rejects_in_window >= REJECTS_PER_SEC || in_len < 4) return;
+  /* 0xFF 'R' 'J' <-err> then as much of the reason as fits in what came. */
+  uint8_t msg[64] = {REJECT_MAGIC, 'R', 'J', (uint8_t)-err};
+  const char *why = rpci_seal_err_name(err);
+  size_t len = 4 + strlen(why);
+  if (len > sizeof msg) len = sizeof msg;
+  if (len > in_len) len = in_len; /* never answer with more than we got */
+  memcpy(msg + 4, why, len - 4);
   cl->rejects_in_window++;
   cl->rejects_sent++;
-  send_raw(cl, from, fromlen, (const uint8_t *)msg, len);
+  send_raw(cl, from, fromlen, msg, len);
 }
 
 static void on_reject(rpcnet_cluster *cl, const char *from, const uint8_t *data, size_t len) {
-  char reason[80];
-  size_t n = len - 3 < sizeof reason - 1 ? len - 3 : sizeof reason - 1;
-  for (size_t i = 0; i < n; i++) {
-    uint8_t c = data[3 + i];
-    reason[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-  }
-  reason[n] = 0;
+  const char *reason = len >= 4 ? rpci_seal_err_name(-(int)data[3]) : "refused";
   if (!cl->join_denied[0])
     rpci_log(RPCI_LOG_WARN, "cluster: %s rejected our gossip (%s): check cluster_keys", from,
              reason);
   snprintf(cl->join_denied, sizeof cl->join_denied,
            "%s rejected this node's gossip (%s): check cluster_keys", from, reason);
+  size_t i = 0; /* remember the seed for a join in progress */
+  while (cl->rejected_by && i < cl->nrejected && strcmp(cl->rejected_by[i], from)) i++;
+  if (cl->rejected_by && i == cl->nrejected && i < RPCI_JOIN_SEEDS_MAX)
+    snprintf(cl->rejected_by[cl->nrejected++], RPCI_NODE_ADDR, "%s", from);
   pthread_cond_broadcast(&cl->join_cv);
 }
 
@@ -157,7 +157,7 @@ static void on_datagram(void *arg, const struct sockaddr *from, socklen_t fromle
   rpcnet_cluster *cl = arg;
   char from_s[RPCI_NODE_ADDR];
   format_from(from, from_s, sizeof from_s);
-  if (len >= 3 && data[0] == REJECT_MAGIC && data[1] == 'R' && data[2] == 'J') {
+  if (len >= 4 && data[0] == REJECT_MAGIC && data[1] == 'R' && data[2] == 'J') {
     on_reject(cl, from_s, data, len);
     return;
   }

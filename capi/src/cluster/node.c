@@ -357,20 +357,30 @@ static size_t alive_others(rpcnet_cluster *cl) {
   return n;
 }
 
+/* Every seed sent a key-mismatch notice: no point waiting (mu held). */
+static int all_refused(const rpcnet_cluster *cl, const char *const *seeds, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    size_t j = 0;
+    while (j < cl->nrejected && strcmp(cl->rejected_by[j], seeds[i])) j++;
+    if (j == cl->nrejected) return 0;
+  }
+  return 1;
+}
+
 int rpcnet_cluster_join(rpcnet_cluster *cl, const char *seeds) {
   rpci_clear_error();
   if (!cl || !seeds) {
     rpci_set_error("rpcnet_cluster_join: NULL argument");
     return RPCNET_INVALID_ARGUMENT;
   }
-  char(*addrs)[RPCI_NODE_ADDR] = malloc(32 * sizeof *addrs);
+  char(*addrs)[RPCI_NODE_ADDR] = malloc(2 * RPCI_JOIN_SEEDS_MAX * sizeof *addrs);
   if (!addrs) return RPCNET_RESOURCE_EXHAUSTED;
-  int n = parse_seeds(seeds, addrs, 32);
+  int n = parse_seeds(seeds, addrs, RPCI_JOIN_SEEDS_MAX);
   if (n < 0) {
     free(addrs);
     return RPCNET_INVALID_ARGUMENT;
   }
-  const char *ptrs[32];
+  const char *ptrs[RPCI_JOIN_SEEDS_MAX];
   for (int i = 0; i < n; i++) ptrs[i] = addrs[i];
   int64_t deadline = rpci_node_now_ms() + cl->opts.join_timeout_ms;
   struct timespec dl;
@@ -386,6 +396,8 @@ int rpcnet_cluster_join(rpcnet_cluster *cl, const char *seeds) {
   cl->join_gen++;
   cl->join_ok = 0;
   cl->join_denied[0] = 0;
+  cl->rejected_by = addrs + RPCI_JOIN_SEEDS_MAX;
+  cl->nrejected = 0;
   int64_t next_retry = rpci_node_now_ms();
   int rc = RPCNET_UNAVAILABLE;
   for (;;) {
@@ -394,7 +406,7 @@ int rpcnet_cluster_join(rpcnet_cluster *cl, const char *seeds) {
       break;
     }
     int64_t now = rpci_node_now_ms();
-    if (now >= deadline) break;
+    if (now >= deadline || all_refused(cl, ptrs, (size_t)n)) break;
     if (now >= next_retry) { /* (re)send the join pings; datagrams get lost */
       rpci_swim_join(cl->core, now, ptrs, (size_t)n);
       rpci_node_flush(cl);
@@ -415,6 +427,8 @@ int rpcnet_cluster_join(rpcnet_cluster *cl, const char *seeds) {
                      (long long)cl->opts.join_timeout_ms, seeds);
     }
   }
+  cl->rejected_by = NULL;
+  cl->nrejected = 0;
   pthread_mutex_unlock(&cl->mu);
   free(addrs);
   if (rc == RPCNET_OK)

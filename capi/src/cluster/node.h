@@ -43,6 +43,7 @@
 #define RPCI_SYNC_METHOD "rpcnet.cluster/sync"
 #define RPCI_EVQ_MAX 65536
 #define RPCI_SYNCQ_MAX 64
+#define RPCI_JOIN_SEEDS_MAX 32
 /* Datagrams stay at or under this, sealing included. */
 #define RPCI_GOSSIP_MTU 1200
 
@@ -110,7 +111,9 @@ struct rpcnet_cluster {
   pthread_cond_t join_cv;
   uint64_t join_gen;
   int join_ok;
-  char join_denied[256]; /* a seed refused our key: why */
+  char join_denied[256];               /* a seed refused our key: why */
+  char (*rejected_by)[RPCI_NODE_ADDR]; /* seeds that refused, this join */
+  size_t nrejected;
 
   /* counters */
   uint64_t auth_failures, rejects_sent, sync_failures;
