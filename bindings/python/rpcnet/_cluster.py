@@ -210,6 +210,8 @@ class Cluster:
     def _track(self, call: Call) -> None:
         with self._cv:
             self._calls.add(call)
+            if self._closed:  # started while close() waits: it closes this one too
+                self._cv.notify_all()
 
     def _untrack(self, call: Call) -> None:
         # Exactly once per started call (from Call.close).
@@ -572,14 +574,21 @@ class Cluster:
         except OSError:
             pass
         self._aio_wake_all()
-        for c in calls:
-            c.cancel()
-        for c in calls:
-            c.close()
-        with self._cv:
-            while self._inflight > 0:
-                self._cv.wait()
-            ptr, self._ptr = self._ptr, None
+        while True:
+            for c in calls:
+                c.cancel()
+            for c in calls:
+                c.close()
+            with self._cv:
+                # Streams started while closing are closed too; calls,
+                # joins, waits and streams closing elsewhere are waited for.
+                calls = [c for c in self._calls if not c._closing]
+                while self._inflight > 0 and not calls:
+                    self._cv.wait()
+                    calls = [c for c in self._calls if not c._closing]
+                if self._inflight == 0:
+                    ptr, self._ptr = self._ptr, None
+                    break
         _c.rpcnet_cluster_free(ptr)
         os.close(self._wake_r)
         os.close(self._wake_w)

@@ -252,7 +252,8 @@ def test_tags_propagate_and_steer_calls(trio):
     a, b, d = trio
     a.cl.set_tag("zone", "eu")
     wait_until(lambda: [m.name for m in d.cl.members("zone=eu")] == ["a"], what="zone=eu on d")
-    assert {m.name: m.tags.get("zone") for m in b.cl.members("role=worker")}["a"] == "eu"
+    wait_until(lambda: {m.name: m.tags.get("zone") for m in b.cl.members("role=worker")}["a"]
+               == "eu", what="zone=eu on b")
     for _ in range(10):
         assert d.cl.call_raw("work", filter="zone=eu", with_member=True) == (b"a", "a")
     a.cl.set_tag("zone", None)
