@@ -9,11 +9,17 @@
         return {"sum": req["a"] + req["b"]}
     port = server.listen("127.0.0.1:0")
     server.serve(workers=4)
+
+    cl = rpcnet.Cluster(node_name="w1", gossip_bind="127.0.0.1:0", cluster_keys=key,
+                        ca_file="ca.pem", server_name="localhost", server=server)
+    cl.join("127.0.0.1:7946")
+    cl.call("add", {"a": 1, "b": 2}, filter="role=worker", idempotent=True)
 """
 
 from . import _rpcnet_c as _c
 from . import cbor
 from ._client import Call, CallInfo, Client, MetadataMap, Trailers, connect
+from ._cluster import Cluster, Event, Member
 from ._errors import (
     ABORTED,
     ALREADY_EXISTS,
@@ -66,6 +72,7 @@ def library_version() -> str:
 
 __all__ = [
     "connect", "Client", "Call", "CallInfo", "Trailers", "MetadataMap", "Server", "Context", "RequestMetadata",
+    "Cluster", "Member", "Event",
     "cbor", "Tag", "EpochTime", "FrozenDict", "CBORDecodeError",
     "RpcError", "ClosedError", "Cancelled", "Unknown", "InvalidArgument", "DeadlineExceeded",
     "NotFound", "AlreadyExists", "PermissionDenied", "ResourceExhausted",

@@ -125,6 +125,8 @@ class Server:
         self._workers: List[threading.Thread] = []
         self._shut = False
         self._freed = False
+        self._clusters = 0  # attached rpcnet.Cluster nodes not yet closed
+        self._free_later: Any = None  # shut down while clusters were attached
         self.port: Optional[int] = None
         self.errors: List[BaseException] = []  # unexpected failures in workers
 
@@ -291,8 +293,31 @@ class Server:
         for t in workers:
             if t is not threading.current_thread():
                 t.join()
-        self._ptr = None
-        _c.rpcnet_server_free(ptr)
+        with self._lock:
+            self._ptr = None
+            if self._clusters > 0:  # freed when the last attached cluster closes
+                self._free_later, ptr = ptr, None
+        if ptr is not None:
+            _c.rpcnet_server_free(ptr)
+
+    # -- rpcnet.Cluster attachment (the server must outlive the node) -----
+    def _attach_cluster(self, attach: Callable[[Any], int]) -> int:
+        with self._lock:
+            if self._ptr is None or self._shut:
+                raise ClosedError("server is shut down")
+            st = attach(self._ptr)
+            if st == OK:
+                self._clusters += 1
+            return st
+
+    def _detach_cluster(self) -> None:
+        with self._lock:
+            self._clusters -= 1
+            ptr = self._free_later if self._clusters == 0 else None
+            if ptr is not None:
+                self._free_later = None
+        if ptr is not None:
+            _c.rpcnet_server_free(ptr)
 
     close = shutdown
 
