@@ -86,7 +86,7 @@ bench: build
 # Cluster with real processes on loopback (tests/cluster): kill -9, leave,
 # restart, tags, wrong keys, a partition made with iptables. pytest's exit 5
 # (no tests collected) fails the target like any other failure.
-test-cluster: build
+test-cluster: pyenv
 	RPCNET_BUILD_DIR=$(abspath $(BUILD)) python3 -m pytest -q -p no:cacheprovider -s tests/cluster
 
 # The membership simulator's figures (docs/cluster.md).
