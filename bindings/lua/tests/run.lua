@@ -11,8 +11,17 @@ local json = require("json")
 
 local passed, failed = 0, 0
 local only = os.getenv("RPCNET_TEST_ONLY")
+local timing = os.getenv("RPCNET_TEST_TIMING")
 local function test(name, fn)
   if only and not name:find(only, 1, true) then return end
+  if timing then
+    local t0 = os.clock and require("_rpcnet_c").monotonic()
+    local inner = fn
+    fn = function()
+      inner()
+      io.stdout:write(string.format("  %.2f s  %s\n", require("_rpcnet_c").monotonic() - t0, name))
+    end
+  end
   local ok, err = xpcall(fn, function(e)
     return (type(e) == "string" and e or tostring(e)) .. "\n" .. debug.traceback("", 2)
   end)
@@ -433,6 +442,17 @@ if port then
   c:close()
 end
 srv_proc:close()
+
+---------------------------------------------------------------------------
+-- Cluster: nodes in this state, then worker processes (tests/cluster.lua)
+---------------------------------------------------------------------------
+local build = os.getenv("RPCNET_BUILD_DIR")
+if not build then
+  local so = package.searchpath("_rpcnet_c", package.cpath) or ""
+  build = so:match("^(.*)/bindings/lua/[^/]*$") or (root .. "/build")
+end
+dofile(here .. "/cluster.lua"){test = test, eq = eq, raises = raises, certs = certs, root = root,
+                                build = build, lua = lua}
 
 io.stdout:write(passed, " passed, ", failed, " failed\n")
 os.exit(failed == 0 and 0 or 1)
