@@ -2,7 +2,9 @@
 --   LUA_PATH='bindings/lua/?.lua;;' LUA_CPATH='BUILD/bindings/lua/?.so;;' \
 --   RPCNET_CERTS=DIR lua5.4 bindings/lua/tests/run.lua
 -- (make test-lua does this). Ends with "N passed, N failed"; exits 1 on
--- any failure.
+-- any failure. The cluster tests (tests/cluster.lua) run last; they find
+-- the C examples in the build directory of LUA_CPATH's _rpcnet_c.so (or
+-- RPCNET_BUILD_DIR).
 local here = (arg and arg[0] or "run.lua"):match("^(.*)/[^/]*$") or "."
 package.path = here .. "/?.lua;" .. here .. "/../?.lua;" .. package.path
 local root = here .. "/../../.."
@@ -11,15 +13,15 @@ local json = require("json")
 
 local passed, failed = 0, 0
 local only = os.getenv("RPCNET_TEST_ONLY")
-local timing = os.getenv("RPCNET_TEST_TIMING")
+local timing = os.getenv("RPCNET_TEST_TIMING") -- set: print each passing test's duration
 local function test(name, fn)
   if only and not name:find(only, 1, true) then return end
   if timing then
-    local t0 = os.clock and require("_rpcnet_c").monotonic()
     local inner = fn
     fn = function()
+      local t0 = rpcnet.monotonic()
       inner()
-      io.stdout:write(string.format("  %.2f s  %s\n", require("_rpcnet_c").monotonic() - t0, name))
+      io.stdout:write(string.format("  %.2f s  %s\n", rpcnet.monotonic() - t0, name))
     end
   end
   local ok, err = xpcall(fn, function(e)
