@@ -36,5 +36,20 @@ check("calls to a server loaded from the tree", function()
   c:close()
   srv:close()
 end)
+check("cluster from the tree: a node, a server attached, a routed call on the C thread", function()
+  assert(require("_rpcnet_c").cluster_call_start, "cluster_call_start missing")
+  local s <close> = rpcnet.server{cert_file = certs .. "/server.pem", key_file = certs .. "/server-key.pem"}
+  s:handle_raw("work", function(d) return "w:" .. d end)
+  s:listen("127.0.0.1:0")
+  local a <close> = rpcnet.cluster{node_name = "rock-a", gossip_bind = "127.0.0.1:0", server = s,
+                                   ca_file = certs .. "/ca.pem", server_name = "localhost", tags = {role = "w"}}
+  local d <close> = rpcnet.cluster{node_name = "rock-d", gossip_bind = "127.0.0.1:0",
+                                   ca_file = certs .. "/ca.pem", server_name = "localhost"}
+  assert(d:join("127.0.0.1:" .. a:gossip_port()))
+  local t_end = rpcnet.monotonic() + 5
+  while #d:members("role=w") == 0 and rpcnet.monotonic() < t_end do rpcnet.sleep(0.02) end
+  local r, who = d:call_raw("work", "x", {filter = "role=w", timeout = 5})
+  assert(r == "w:x" and who == "rock-a", tostring(r) .. " " .. tostring(who))
+end)
 io.stdout:write("rock: ", passed, " passed, ", failed, " failed\n")
 os.exit(failed == 0 and 0 or 1)

@@ -2,7 +2,9 @@
 --   LUA_PATH='bindings/lua/?.lua;;' LUA_CPATH='BUILD/bindings/lua/?.so;;' \
 --   RPCNET_CERTS=DIR lua5.4 bindings/lua/tests/run.lua
 -- (make test-lua does this). Ends with "N passed, N failed"; exits 1 on
--- any failure.
+-- any failure. The cluster tests (tests/cluster.lua) run last; they find
+-- the C examples in the build directory of LUA_CPATH's _rpcnet_c.so (or
+-- RPCNET_BUILD_DIR).
 local here = (arg and arg[0] or "run.lua"):match("^(.*)/[^/]*$") or "."
 package.path = here .. "/?.lua;" .. here .. "/../?.lua;" .. package.path
 local root = here .. "/../../.."
@@ -11,8 +13,17 @@ local json = require("json")
 
 local passed, failed = 0, 0
 local only = os.getenv("RPCNET_TEST_ONLY")
+local timing = os.getenv("RPCNET_TEST_TIMING") -- set: print each passing test's duration
 local function test(name, fn)
   if only and not name:find(only, 1, true) then return end
+  if timing then
+    local inner = fn
+    fn = function()
+      local t0 = rpcnet.monotonic()
+      inner()
+      io.stdout:write(string.format("  %.2f s  %s\n", rpcnet.monotonic() - t0, name))
+    end
+  end
   local ok, err = xpcall(fn, function(e)
     return (type(e) == "string" and e or tostring(e)) .. "\n" .. debug.traceback("", 2)
   end)
@@ -433,6 +444,17 @@ if port then
   c:close()
 end
 srv_proc:close()
+
+---------------------------------------------------------------------------
+-- Cluster: nodes in this state, then worker processes (tests/cluster.lua)
+---------------------------------------------------------------------------
+local build = os.getenv("RPCNET_BUILD_DIR")
+if not build then
+  local so = package.searchpath("_rpcnet_c", package.cpath) or ""
+  build = so:match("^(.*)/bindings/lua/[^/]*$") or (root .. "/build")
+end
+dofile(here .. "/cluster.lua"){test = test, eq = eq, raises = raises, certs = certs, root = root,
+                                build = build, lua = lua}
 
 io.stdout:write(passed, " passed, ", failed, " failed\n")
 os.exit(failed == 0 and 0 or 1)
