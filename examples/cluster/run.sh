@@ -72,6 +72,7 @@ echo "director: $calls idempotent calls over role=worker"
   --join "$seed" --expect 4 --calls "$calls" --strategy round_robin >"$work/director.out" 2>&1
 rc=$?
 grep -E '^(served|lang|failed) ' "$work/director.out"
+[ $rc -eq 0 ] || { echo "director failed ($rc):"; tail -20 "$work/director.out"; }
 
 i=0
 for name in worker-c worker-python worker-go worker-lua; do

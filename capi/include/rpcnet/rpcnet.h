@@ -499,7 +499,8 @@ RPCNET_API int rpcnet_cluster_set_tag(rpcnet_cluster *cl, const char *key, const
 RPCNET_API int rpcnet_cluster_join(rpcnet_cluster *cl, const char *seeds);
 
 /* Leaves gracefully: the others record this node as "left", not failed.
- * Waits up to timeout_ms for the leave to be gossiped, then stops probing;
+ * Waits up to timeout_ms for the leave to be gossiped (not at all when no
+ * other member is alive or suspect), then stops probing;
  * the node still answers until freed. Returns RPCNET_OK or
  * RPCNET_DEADLINE_EXCEEDED (not confirmed in time; others still learn it). */
 RPCNET_API int rpcnet_cluster_leave(rpcnet_cluster *cl, int timeout_ms);

@@ -348,6 +348,18 @@ static int parse_seeds(const char *seeds, char (*out)[RPCI_NODE_ADDR], int max) 
   return n ? n : -1;
 }
 
+/* Members other than this node that are alive or suspect (mu held). */
+static size_t reachable_others(rpcnet_cluster *cl) {
+  size_t n = 0, count = rpci_swim_count(cl->core);
+  for (size_t i = 0; i < count; i++) {
+    rpci_swim_member m;
+    if (rpci_swim_member_at(cl->core, i, &m) == 0 && !m.is_self &&
+        (m.state == RPCI_MS_ALIVE || m.state == RPCI_MS_SUSPECT))
+      n++;
+  }
+  return n;
+}
+
 static size_t alive_others(rpcnet_cluster *cl) {
   size_t n = 0, count = rpci_swim_count(cl->core);
   for (size_t i = 0; i < count; i++) {
@@ -451,8 +463,9 @@ int rpcnet_cluster_leave(rpcnet_cluster *cl, int timeout_ms) {
     rpci_node_flush(cl);
   }
   int rc = RPCNET_OK;
-  /* The leave rides on gossip rounds driven by the timer: poll for it. */
-  while (rpci_swim_leave_pending(cl->core)) {
+  /* The leave rides on gossip rounds driven by the timer: poll for it,
+   * unless nobody is left to tell (everyone else left or died too). */
+  while (rpci_swim_leave_pending(cl->core) && reachable_others(cl) > 0) {
     int64_t now = rpci_node_now_ms();
     if (now >= deadline) {
       rc = RPCNET_DEADLINE_EXCEEDED;

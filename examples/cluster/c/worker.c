@@ -5,6 +5,7 @@
  *                  [--gossip HOST:PORT] [--listen HOST:PORT] [--join SEEDS]
  *                  [--keys KEYS] [--tag k=v]... [--probe-ms N]
  *
+ * Tags itself role=worker and lang=<lang> (C by default), plus every --tag.
  * Methods:
  *   work    answers "<lang>:<name>:" followed by the request
  *   whoami  answers the node name
@@ -163,6 +164,7 @@ int main(int argc, char **argv) {
   if (!cl) return die("cluster");
   rpcnet_config_free(cfg);
   if (rpcnet_cluster_attach_server(cl, srv) != RPCNET_OK) return die("attach");
+  rpcnet_cluster_set_tag(cl, "role", "worker");
   rpcnet_cluster_set_tag(cl, "lang", g_lang);
   for (int i = 0; i < ntags; i++) {
     char kv[256];
