@@ -34,8 +34,10 @@ class Proc:
         self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True, bufsize=1)
         self.err = []
-        threading.Thread(target=self._read, args=(self.p.stdout, self.lines), daemon=True).start()
-        threading.Thread(target=self._read, args=(self.p.stderr, self.err), daemon=True).start()
+        self.readers = [threading.Thread(target=self._read, args=(f, out), daemon=True)
+                        for f, out in ((self.p.stdout, self.lines), (self.p.stderr, self.err))]
+        for t in self.readers:
+            t.start()
 
     def _read(self, f, out):
         for line in f:
@@ -71,6 +73,14 @@ class Proc:
     def tail(self, src=None, n=40):
         with self.cv:
             return "\n".join(l for _, l in (self.lines if src is None else src)[-n:])
+
+    def wait(self, timeout=30):
+        """Waits for the exit and for every line it printed; returns the
+        exit status."""
+        rc = self.p.wait(timeout)
+        for t in self.readers:
+            t.join(5)
+        return rc
 
     def send(self, line):
         self.p.stdin.write(line + "\n")

@@ -110,7 +110,7 @@ def test_tag_change_reaches_everyone(cluster):
 def test_wrong_key_cannot_join_and_says_why(cluster):
     cluster.start_worker("w1")
     bad = cluster.worker("intruder", key=OTHER_KEY)
-    assert bad.p.wait(30) == 3
+    assert bad.wait(30) == 3
     errors = "\n".join(l for _, l in bad.err)
     assert "PERMISSION_DENIED" in errors and "cluster_keys" in errors, errors
 
@@ -118,7 +118,7 @@ def test_wrong_key_cannot_join_and_says_why(cluster):
 def test_no_key_is_refused_by_keyed_cluster(cluster):
     cluster.start_worker("w1")
     bad = cluster.worker("plain", key=None)
-    assert bad.p.wait(30) == 3
+    assert bad.wait(30) == 3
     errors = "\n".join(l for _, l in bad.err)
     assert "PERMISSION_DENIED" in errors, errors
 
