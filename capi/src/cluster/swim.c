@@ -11,12 +11,14 @@
  *   complete when the call returns and the caller drains them.
  * - Randomness: xoshiro256** seeded by splitmix64 from (seed, name); no
  *   other source. Same seed and inputs give the same outputs.
- * - Stall detection (Lifeguard): a tick that comes more than probe_timeout
- *   after the earliest timer it should have run means this node could not
- *   run (a stall, or a clock jump forward). Its local health score rises
- *   (1 + lateness / probe_interval) and every judgement (probe timeouts,
- *   suspicion timeouts) waits until grace_until = now + probe_timeout / 5,
- *   so that the input queued meanwhile is read first.
+ * - Stall detection (Lifeguard): a tick that comes more than
+ *   RPCI_SWIM_LATE_MS after the earliest timer it should have run means
+ *   this node could not run on time (a stall, or a clock jump forward):
+ *   every judgement (probe timeouts, suspicion timeouts) waits until
+ *   grace_until = now + probe_timeout / 5, so that the input queued
+ *   meanwhile (acks, refutations) is read first. Past probe_timeout of
+ *   lateness its local health score also rises by
+ *   1 + lateness / probe_interval.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -162,11 +164,11 @@ static int str_ok(const char *p, size_t min, size_t max) {
 static void defaults(rpci_swim_cfg *c) {
 #define DEF(f, v) \
   if (c->f <= 0) c->f = (v)
-  DEF(probe_interval_ms, 1000);
-  DEF(probe_timeout_ms, 500);
+  DEF(probe_interval_ms, 800);
+  DEF(probe_timeout_ms, 400);
   DEF(indirect_checks, 3);
   DEF(retransmit_mult, 4);
-  DEF(suspicion_mult, 4);
+  DEF(suspicion_mult, 3);
   DEF(suspicion_max_mult, 6);
   DEF(awareness_max, 8);
   DEF(gossip_interval_ms, 200);
@@ -281,8 +283,10 @@ void rpci_swim_recv(rpci_swim *s, int64_t now_ms, const char *from_addr, const u
   rpci_swim_flush(s);
 }
 
-/* Earliest time a timer is due. */
-static int64_t next_due(const rpci_swim *s) {
+/* Earliest time a timer is due; with_gossip 0 leaves out the gossip timer,
+ * which goes stale while nothing is queued (so it says nothing about how
+ * late a tick is). */
+static int64_t next_due(const rpci_swim *s, int with_gossip) {
   int64_t t = s->t_reap;
 #define MIN(x) \
   if ((x) < t) t = (x)
@@ -291,7 +295,7 @@ static int64_t next_due(const rpci_swim *s) {
   if (!s->left || s->probe.phase) MIN(s->t_probe);
   if (s->probe.phase == 1) MIN(s->probe.t_timeout);
   if (s->probe.phase == 2) MIN(s->probe.t_end);
-  if (rpci_bcast_len(s->bc)) MIN(s->t_gossip);
+  if (with_gossip && rpci_bcast_len(s->bc)) MIN(s->t_gossip);
   if (s->nsusp) MIN(s->susp[0].deadline);
   if (s->nrelay) MIN(rpci_swim_relay_next(s));
 #undef MIN
@@ -299,7 +303,7 @@ static int64_t next_due(const rpci_swim *s) {
 }
 
 int64_t rpci_swim_next_deadline(const rpci_swim *s) {
-  int64_t t = next_due(s);
+  int64_t t = next_due(s, 1);
   return t < s->now ? s->now : t;
 }
 
@@ -327,12 +331,13 @@ static void sync_tick(rpci_swim *s) {
 
 void rpci_swim_tick(rpci_swim *s, int64_t now_ms) {
   clamp(s, now_ms);
-  int64_t due = next_due(s);
-  if (s->lifeguard && s->now - due > s->cfg.probe_timeout_ms) {
-    int64_t late = s->now - due;
-    int64_t bump = 1 + late / s->cfg.probe_interval_ms;
-    rpci_swim_awareness(s, bump > s->cfg.awareness_max ? s->cfg.awareness_max : (int)bump);
+  int64_t late = s->now - next_due(s, 0);
+  if (s->lifeguard && late > RPCI_SWIM_LATE_MS) {
     s->grace_until = s->now + (s->cfg.probe_timeout_ms / 5 > 0 ? s->cfg.probe_timeout_ms / 5 : 1);
+    if (late > s->cfg.probe_timeout_ms) {
+      int64_t bump = 1 + late / s->cfg.probe_interval_ms;
+      rpci_swim_awareness(s, bump > s->cfg.awareness_max ? s->cfg.awareness_max : (int)bump);
+    }
   }
   rpci_swim_relay_tick(s);
   rpci_swim_probe_tick(s);

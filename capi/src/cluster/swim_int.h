@@ -40,6 +40,7 @@
 #define RPCI_SWIM_JOIN_MAX 16   /* outstanding join pings remembered */
 #define RPCI_SWIM_PART_SLOTS 8  /* partition window resolution */
 #define RPCI_SWIM_NOTIFY_MAX 16 /* members told of a peer's dead record, per body */
+#define RPCI_SWIM_LATE_MS 50    /* a tick this late: judgements wait (Lifeguard) */
 
 typedef struct rpci_mem {
   uint64_t inc;
