@@ -131,15 +131,19 @@ def test_partition_heals_without_manual_action(cluster):
     w3 = cluster.start_worker("w3")
     for p in (w1, w2):
         p.wait_line(r"^event joined w3")
-    rule = ["INPUT", "-p", "udp", "--dport", str(w3.gossip_port), "-j", "DROP"]
-    subprocess.run(["iptables", "-I"] + rule, check=True)
+    # w3's gossip port cut off both ways (its RPC port stays reachable).
+    rules = [["INPUT", "-p", "udp", "--dport", str(w3.gossip_port), "-j", "DROP"],
+             ["OUTPUT", "-p", "udp", "--sport", str(w3.gossip_port), "-j", "DROP"]]
+    for rule in rules:
+        subprocess.run(["iptables", "-I"] + rule, check=True)
     try:
         t_cut = __import__("time").monotonic()
         w1.wait_line(r"^event failed w3", timeout=60, since=t_cut)
         w2.wait_line(r"^event failed w3", timeout=60, since=t_cut)
         w3.wait_line(r"^event partitioned", timeout=60, since=t_cut)
     finally:
-        subprocess.run(["iptables", "-D"] + rule, check=True)
+        for rule in rules:
+            subprocess.run(["iptables", "-D"] + rule, check=True)
     t_heal = __import__("time").monotonic()
     back = [p.wait_line(r"^event recovered w3 alive", timeout=90, since=t_heal)[0] for p in (w1, w2)]
     w3.wait_line(r"^event healed", timeout=90, since=t_heal)
