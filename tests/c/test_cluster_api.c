@@ -302,11 +302,82 @@ static void test_wrong_key_is_refused(void) {
   node_stop(&a);
 }
 
+/* Whether n lists member `name` among those matching filter. */
+static int sees_tag(node *n, const char *name, const char *filter) {
+  char st[16];
+  size_t count = 0;
+  member_state(n, filter, name, st, sizeof st, &count);
+  return st[0] != 0;
+}
+
+static int wait_tag(node *n, const char *name, const char *filter, int ms) {
+  int64_t end = tu_now_ms() + ms;
+  while (!sees_tag(n, name, filter)) {
+    if (tu_now_ms() >= end) return 0;
+    tu_sleep_ms(20);
+  }
+  return 1;
+}
+
+/* A counter from rpcnet_cluster_stats, or -1. */
+static long long stat_of(node *n, const char *key) {
+  void *cbor;
+  size_t len;
+  long long out = -1;
+  if (rpcnet_cluster_stats(n->cl, &cbor, &len) != RPCNET_OK) return -1;
+  rpci_value *v = NULL;
+  if (rpci_value_decode(cbor, len, NULL, &v, NULL) == RPCI_VERR_OK) {
+    const rpci_value *x = rpci_value_map_get(v, key);
+    if (x && x->kind == RPCI_V_UINT) out = (long long)x->u.uint;
+  }
+  rpci_value_free(v);
+  rpcnet_free(cbor);
+  return out;
+}
+
+static void test_key_rotation_and_stats(void) {
+  const char *k2 = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="; /* base64, 32 bytes */
+  node a, b;
+  REQUIRE(node_start(&a, "ra", KEY, 1) == 0);
+  REQUIRE(node_start(&b, "rb", KEY, 1) == 0);
+  REQUIRE(rpcnet_cluster_join(b.cl, seed_of(&a)) == RPCNET_OK);
+  char ring[3][128];
+  snprintf(ring[0], sizeof ring[0], "%s,%s", KEY, k2); /* add the new key */
+  snprintf(ring[1], sizeof ring[1], "%s,%s", k2, KEY); /* make it primary */
+  snprintf(ring[2], sizeof ring[2], "%s", k2);         /* drop the old one */
+  for (int i = 0; i < 3; i++) {
+    CHECK_EQ_INT(rpcnet_cluster_set_keys(a.cl, ring[i]), RPCNET_OK);
+    CHECK_EQ_INT(rpcnet_cluster_set_keys(b.cl, ring[i]), RPCNET_OK);
+    char val[8], filter[32];
+    snprintf(val, sizeof val, "s%d", i);
+    snprintf(filter, sizeof filter, "step=%s", val);
+    CHECK_EQ_INT(rpcnet_cluster_set_tag(a.cl, "step", val), RPCNET_OK);
+    CHECK(wait_tag(&b, "ra", filter, 5000)); /* gossip still flows */
+  }
+  CHECK(wait_state(&b, "ra", "alive", 1000));
+  CHECK(wait_state(&a, "rb", "alive", 1000));
+  CHECK_EQ_INT(rpcnet_cluster_set_keys(a.cl, "short"), RPCNET_INVALID_ARGUMENT);
+  CHECK(!tu_contains(rpcnet_last_error(), "short"));
+  /* The old key alone is now refused, and counted. */
+  node old;
+  REQUIRE(node_start(&old, "rold", KEY, 0) == 0);
+  CHECK_EQ_INT(rpcnet_cluster_join(old.cl, seed_of(&a)), RPCNET_PERMISSION_DENIED);
+  CHECK(stat_of(&a, "auth_failures") > 0);
+  CHECK(stat_of(&a, "rejects_sent") > 0);
+  CHECK(stat_of(&a, "members") >= 2);
+  CHECK(stat_of(&a, "pkts_in") > 0);
+  CHECK(stat_of(&a, "incarnation") > 0);
+  node_stop(&old);
+  node_stop(&b);
+  node_stop(&a);
+}
+
 int main(void) {
   tu_pki_dir_locked();
   RUN(test_config_errors);
   RUN(test_join_members_events_calls);
   RUN(test_failover_idempotent);
   RUN(test_wrong_key_is_refused);
+  RUN(test_key_rotation_and_stats);
   return TEST_END();
 }

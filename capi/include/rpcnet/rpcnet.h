@@ -539,6 +539,26 @@ RPCNET_API int rpcnet_cluster_fd(const rpcnet_cluster *cl);
 RPCNET_API const char *rpcnet_cluster_name(const rpcnet_cluster *cl);
 RPCNET_API int rpcnet_cluster_gossip_port(const rpcnet_cluster *cl);
 
+/* Replaces the keyring (same format as the cluster_keys config key; the
+ * first key seals, all open) without a restart. Rotation with no downtime:
+ * on every node set "old,new", then "new,old", then "new". An empty string
+ * switches to unauthenticated gossip. Returns RPCNET_OK or
+ * RPCNET_INVALID_ARGUMENT (bad key: the keyring is unchanged; the message
+ * names the key's position, never the key). Thread-safe. */
+RPCNET_API int rpcnet_cluster_set_keys(rpcnet_cluster *cl, const char *keys);
+
+/* Counters of this node as one CBOR map of text keys to unsigned integers:
+ * pkts_in, pkts_out, bytes_in, bytes_out, malformed (datagrams and
+ * push-pull bodies rejected by the decoder), auth_failures (datagrams and
+ * push-pull bodies that failed authentication, dropped), rejects_sent
+ * (key-mismatch notices sent), unknown_msgs, tx_dropped, probes,
+ * probe_failures, indirect_probes, nacks_recv, refutes, sync_failures,
+ * events_dropped, health (Lifeguard's awareness score), partitioned (0/1),
+ * incarnation, members (records held, tombstones included). For metrics
+ * exporters. On RPCNET_OK *data (free with rpcnet_free) and *len are set.
+ * Thread-safe. */
+RPCNET_API int rpcnet_cluster_stats(rpcnet_cluster *cl, void **data, size_t *len);
+
 /* A unary call to one alive member whose tags match filter, chosen by
  * cluster_strategy; connections to members are pooled. Same contract as
  * rpcnet_client_call otherwise. Without flags a call is attempted once:

@@ -203,3 +203,54 @@ void rpci_node_on_event(rpcnet_cluster *cl, const rpci_swim_event *ev) {
     cl->ev_dropped++;
   rpci_value_free(v);
 }
+
+/* ---- counters ---------------------------------------------------------------- */
+
+int rpcnet_cluster_stats(rpcnet_cluster *cl, void **data, size_t *len) {
+  rpci_clear_error();
+  if (!cl || !data || !len) {
+    rpci_set_error("rpcnet_cluster_stats: NULL argument");
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  *data = NULL;
+  *len = 0;
+  rpci_value *v = rpci_value_new();
+  if (!v) return RPCNET_RESOURCE_EXHAUSTED;
+  v->kind = RPCI_V_MAP;
+  pthread_mutex_lock(&cl->mu);
+  rpci_swim_stats st;
+  rpci_swim_get_stats(cl->core, &st);
+  const struct {
+    const char *k;
+    uint64_t n;
+  } c[] = {{"pkts_in", st.pkts_in},
+           {"pkts_out", st.pkts_out},
+           {"bytes_in", st.bytes_in},
+           {"bytes_out", st.bytes_out},
+           {"malformed", st.malformed},
+           {"auth_failures", cl->auth_failures},
+           {"rejects_sent", cl->rejects_sent},
+           {"unknown_msgs", st.unknown_msgs},
+           {"tx_dropped", st.tx_dropped},
+           {"probes", st.probes},
+           {"probe_failures", st.probe_failures},
+           {"indirect_probes", st.indirect_probes},
+           {"nacks_recv", st.nacks_recv},
+           {"refutes", st.refutes},
+           {"sync_failures", cl->sync_failures},
+           {"events_dropped", st.events_dropped + cl->ev_dropped},
+           {"health", st.health > 0 ? (uint64_t)st.health : 0},
+           {"partitioned", st.partitioned ? 1u : 0u},
+           {"incarnation", st.incarnation},
+           {"members", rpci_swim_count(cl->core)}};
+  pthread_mutex_unlock(&cl->mu);
+  int rc = 0;
+  for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) rc |= put_uint(v, c[i].k, c[i].n);
+  if (rc == 0) rc = encode_detach(v, data, len);
+  rpci_value_free(v);
+  if (rc) {
+    rpci_set_error("out of memory");
+    return RPCNET_RESOURCE_EXHAUSTED;
+  }
+  return RPCNET_OK;
+}

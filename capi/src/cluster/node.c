@@ -315,6 +315,27 @@ too_many:
   return RPCNET_RESOURCE_EXHAUSTED;
 }
 
+/* ---- keys ------------------------------------------------------------------ */
+
+int rpcnet_cluster_set_keys(rpcnet_cluster *cl, const char *keys) {
+  rpci_clear_error();
+  if (!cl) return RPCNET_INVALID_ARGUMENT;
+  char err[200] = "";
+  rpci_keyring *kr = rpci_keyring_new(keys, err, sizeof err);
+  if (!kr) {
+    rpci_set_error("rpcnet_cluster_set_keys: %s", err[0] ? err : "bad key");
+    return RPCNET_INVALID_ARGUMENT;
+  }
+  pthread_mutex_lock(&cl->mu);
+  rpci_keyring *old = cl->kr;
+  cl->kr = kr;
+  pthread_mutex_unlock(&cl->mu);
+  rpci_keyring_free(old);
+  if (rpci_keyring_count(kr) == 0)
+    rpci_log(RPCI_LOG_WARN, "cluster: no cluster keys: gossip travels unauthenticated");
+  return RPCNET_OK;
+}
+
 /* ---- join ---------------------------------------------------------------- */
 
 /* Parses "a:1,b:2" into numeric addresses (resolving names here, on the
