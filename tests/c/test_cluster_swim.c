@@ -541,6 +541,22 @@ static void test_indirect_nack(void) {
         0);
 }
 
+static void test_one_way(void) {
+  /* n0 -> n1 is dropped, n1 -> n0 works: each side's probes of the other
+   * fail directly and succeed through helpers; nobody is declared dead. */
+  net_reset();
+  REQUIRE(cluster(4, 0));
+  net.block[0][1] = 1;
+  rpci_swim_stats a, b;
+  rpci_swim_get_stats(net.s[1], &a);
+  run(60000);
+  rpci_swim_get_stats(net.s[1], &b);
+  CHECK(b.indirect_probes > a.indirect_probes);
+  CHECK(all_hold(RPCI_MS_ALIVE));
+  for (int i = 0; i < 4; i++) CHECK(events(i, RPCI_SWIM_EV_FAILED, -1) == 0);
+  net.block[0][1] = 0;
+}
+
 static void test_suspect_to_dead(void) {
   net_reset();
   REQUIRE(cluster(5, 0));
@@ -1059,6 +1075,7 @@ int main(void) {
   RUN(test_join_pushpull);
   RUN(test_probe_ack);
   RUN(test_indirect_nack);
+  RUN(test_one_way);
   RUN(test_suspect_to_dead);
   RUN(test_refute);
   RUN(test_precedence);

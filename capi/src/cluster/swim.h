@@ -3,7 +3,7 @@
  * a clock, a socket or a random device: time, packets and a seed are its
  * inputs; datagrams to send, push-pull sync jobs and membership events are
  * its outputs, queued until the caller polls them. The network driver
- * (cluster/node.c) and the deterministic simulator (tests/cluster) drive it
+ * (cluster/node.c) and the deterministic simulator (tests/sim) drive it
  * the same way.
  *
  * Design notes
@@ -36,13 +36,14 @@
  * - Anti-entropy: every sync interval (sync_interval_ms, scaled up with N
  *   like memberlist's push-pull scale) the core asks the driver to run a
  *   push-pull with one random member that has an RPC address: a hash of
- *   the sorted (name, incarnation, state) digest first; on a mismatch the
- *   digest itself; then only the records that differ (section "Push-pull"
- *   of docs/cluster.md).
+ *   the (name, incarnation, state) digest first (an order-independent sum
+ *   of per-record hashes); on a mismatch the digest itself; then only the
+ *   records that differ (section "Push-pull" of docs/cluster.md).
  * - Partitions: dead (not left) members are retried: every
- *   reconnect_interval_ms one random dead member is pinged and offered a
- *   push-pull, so two halves of a healed partition find each other again
- *   and the side held dead refutes. A node that, within one partition
+ *   reconnect_interval_ms, with probability dead / (alive + 1) (Serf's
+ *   rule), one random dead member is pinged and offered a push-pull, so
+ *   two halves of a healed partition find each other again and the side
+ *   held dead refutes. A node that, within one partition
  *   window, sees more than half of the members it held alive go suspect or
  *   dead reports RPCI_SWIM_EV_PARTITIONED, and RPCI_SWIM_EV_HEALED when a
  *   majority is alive again.
