@@ -114,20 +114,41 @@ void rpci_pool_put(rpcnet_cluster *cl, rpci_pool_ent *e) {
 }
 
 void rpci_pool_forget(rpcnet_cluster *cl, const char *addr) {
-  rpcnet_client *to_close = NULL;
   pthread_mutex_lock(&cl->pool_mu);
-  for (size_t i = 0; i < cl->npool; i++) {
+  /* Closing blocks and this may run on an I/O thread: the sync thread
+   * closes what is released here. With the queue full (64 members gone at
+   * once) the entry simply stays pooled until a later forget. */
+  for (size_t i = 0; i < cl->npool && cl->nclosing < RPCI_CLOSEQ_MAX; i++) {
     rpci_pool_ent *e = cl->pool[i];
     if (strcmp(e->addr, addr) || !e->connected) continue;
     cl->pool[i] = cl->pool[--cl->npool];
+    rpcnet_client *to_close = NULL;
     ent_release_locked(cl, e, &to_close);
+    if (to_close) cl->closing_q[cl->nclosing++] = to_close;
     break;
   }
   pthread_mutex_unlock(&cl->pool_mu);
-  rpcnet_client_close(to_close);
+}
+
+int rpci_pool_closes_pending(rpcnet_cluster *cl) {
+  pthread_mutex_lock(&cl->pool_mu);
+  int n = cl->nclosing > 0;
+  pthread_mutex_unlock(&cl->pool_mu);
+  return n;
+}
+
+void rpci_pool_close_deferred(rpcnet_cluster *cl) {
+  for (;;) {
+    pthread_mutex_lock(&cl->pool_mu);
+    rpcnet_client *c = cl->nclosing ? cl->closing_q[--cl->nclosing] : NULL;
+    pthread_mutex_unlock(&cl->pool_mu);
+    if (!c) return;
+    rpcnet_client_close(c);
+  }
 }
 
 void rpci_pool_close_all(rpcnet_cluster *cl) {
+  rpci_pool_close_deferred(cl);
   for (size_t i = 0; i < cl->npool; i++) {
     rpcnet_client_close(cl->pool[i]->cli);
     free(cl->pool[i]);

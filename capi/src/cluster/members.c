@@ -135,8 +135,12 @@ static void mirror(rpcnet_cluster *cl, const rpci_swim_event *ev, const rpci_swi
              ev->type == RPCI_SWIM_EV_REAPED || !m->rpc_addr || !*m->rpc_addr;
   if (gone) {
     rpci_route_remove(cl->router, m->name);
-    if (ev->type == RPCI_SWIM_EV_REAPED && m->rpc_addr && *m->rpc_addr)
+    /* Its pooled connection goes too (a member back from the dead gets a
+     * fresh one): churn cannot grow the pool. */
+    if (m->rpc_addr && *m->rpc_addr) {
       rpci_pool_forget(cl, m->rpc_addr);
+      pthread_cond_signal(&cl->sync_cv);
+    }
     return;
   }
   const char *keys[RPCI_SWIM_MAX_TAGS], *vals[RPCI_SWIM_MAX_TAGS];

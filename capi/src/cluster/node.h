@@ -17,7 +17,7 @@
  *   Nothing here ever calls into application code.
  * - Calls (call.c) take mu only to pick a member and to report the outcome;
  *   the RPC itself runs without locks on a pooled client (pool_mu guards
- *   the pool; never held together with mu).
+ *   the pool; it may be taken while mu is held, never the other way).
  * - Lifetime: rpcnet_cluster_free sets `closing`, stops the sync thread,
  *   stops the socket poll and timer on their loop (so no callback can run
  *   afterwards), then frees. The attached server must outlive the node; its
@@ -44,6 +44,7 @@
 #define RPCI_EVQ_MAX 65536
 #define RPCI_SYNCQ_MAX 64
 #define RPCI_JOIN_SEEDS_MAX 32
+#define RPCI_CLOSEQ_MAX 64
 /* Datagrams stay at or under this, sealing included. */
 #define RPCI_GOSSIP_MTU 1200
 
@@ -121,6 +122,8 @@ struct rpcnet_cluster {
   /* connection pool (call.c) */
   pthread_mutex_t pool_mu;
   pthread_cond_t pool_cv;
+  rpcnet_client *closing_q[RPCI_CLOSEQ_MAX]; /* forgotten, to close */
+  size_t nclosing;
   rpci_pool_ent **pool;
   size_t npool, pool_cap;
   uint64_t rng;
@@ -169,9 +172,15 @@ void rpci_node_on_event(rpcnet_cluster *cl, const rpci_swim_event *ev);
 rpci_pool_ent *rpci_pool_get(rpcnet_cluster *cl, const char *addr, int64_t deadline_ms,
                              int *status);
 void rpci_pool_put(rpcnet_cluster *cl, rpci_pool_ent *e);
-/* Drops the pool's entry for addr (a member gone for good); its client is
- * closed when the last user puts it back. */
+/* Drops the pool's entry for addr (a member declared dead or left); its
+ * client is closed when the last user puts it back, or, when that is now,
+ * later by the sync thread (this may run on an I/O thread, where closing
+ * must not block). Call with or without mu. */
 void rpci_pool_forget(rpcnet_cluster *cl, const char *addr);
+/* Closes the clients rpci_pool_forget deferred (no lock held). */
+void rpci_pool_close_deferred(rpcnet_cluster *cl);
+/* Non-zero when rpci_pool_forget left clients to close (any lock state). */
+int rpci_pool_closes_pending(rpcnet_cluster *cl);
 void rpci_pool_close_all(rpcnet_cluster *cl);
 
 /* A monotonic clock in ms / us shared by the node's files. */

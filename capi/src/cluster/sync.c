@@ -234,8 +234,15 @@ static void *sync_main(void *arg) {
   rpcnet_cluster *cl = arg;
   pthread_mutex_lock(&cl->mu);
   for (;;) {
-    while (!cl->closing && cl->syncq_len == 0) pthread_cond_wait(&cl->sync_cv, &cl->mu);
+    while (!cl->closing && cl->syncq_len == 0 && !rpci_pool_closes_pending(cl))
+      pthread_cond_wait(&cl->sync_cv, &cl->mu);
     if (cl->closing) break;
+    if (rpci_pool_closes_pending(cl)) { /* forgotten pooled clients: close them here */
+      pthread_mutex_unlock(&cl->mu);
+      rpci_pool_close_deferred(cl);
+      pthread_mutex_lock(&cl->mu);
+      continue;
+    }
     rpci_sync_job job = cl->syncq[cl->syncq_head];
     cl->syncq_head = (cl->syncq_head + 1) % RPCI_SYNCQ_MAX;
     cl->syncq_len--;
