@@ -479,7 +479,33 @@ class Call:
             pass
 
 
-class Client:
+class _Guarded:
+    """Counts the calls running on a handle so that close() never frees it
+    under one (close waits on ``_cv`` for ``_inflight`` to reach 0).
+    Subclasses set ``_cv``, ``_closed``, ``_inflight``, ``_ptr`` and name
+    themselves in ``_what``."""
+
+    _what = "handle"
+    _cv: threading.Condition
+    _closed: bool
+    _inflight: int
+    _ptr: Any
+
+    def _enter(self) -> Any:
+        with self._cv:
+            if self._closed:
+                raise ClosedError("%s is closed" % self._what)
+            self._inflight += 1
+            return self._ptr
+
+    def _leave(self) -> None:
+        with self._cv:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._cv.notify_all()
+
+
+class Client(_Guarded):
     """A connection to one server. Thread-safe: any number of threads may
     call at once (concurrent streams of one QUIC connection). Close with
     ``close()`` or ``with``."""
@@ -500,19 +526,7 @@ class Client:
         self._closed = False
         self._calls: "weakref.WeakSet[Call]" = weakref.WeakSet()
 
-    # -- bookkeeping so close() never frees under a running call ----------
-    def _enter(self) -> Any:
-        with self._cv:
-            if self._closed:
-                raise ClosedError("client is closed")
-            self._inflight += 1
-            return self._ptr
-
-    def _leave(self) -> None:
-        with self._cv:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._cv.notify_all()
+    _what = "client"
 
     def _start(self, method: str, timeout_ms: int) -> Any:
         p = self._enter()

@@ -19,7 +19,7 @@ from typing import (TYPE_CHECKING, Any, AsyncIterator, Dict, Iterable, Iterator,
 
 from . import _rpcnet_c as _c
 from . import cbor
-from ._client import Buffer, Call, Metadata, _make_config, _raise, _timeout_ms
+from ._client import Buffer, Call, Metadata, _Guarded, _make_config, _raise, _timeout_ms
 from ._errors import DEADLINE_EXCEEDED, OK, ClosedError, RpcError
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class _Route:
         self._cluster._untrack(call)
 
 
-class Cluster:
+class Cluster(_Guarded):
     """A cluster node (rpcnet_cluster). Keyword arguments are config keys of
     rpcnet_config_set, as for rpcnet.connect and rpcnet.Server: node_name,
     gossip_bind, gossip_advertise, rpc_advertise, cluster_keys, the
@@ -181,19 +181,7 @@ class Cluster:
                 self.close()
                 raise
 
-    # -- bookkeeping so close() never frees under a running call ----------
-    def _enter(self) -> Any:
-        with self._cv:
-            if self._closed:
-                raise ClosedError("cluster is closed")
-            self._inflight += 1
-            return self._ptr
-
-    def _leave(self) -> None:
-        with self._cv:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._cv.notify_all()
+    _what = "cluster"
 
     def _start(self, filter: Optional[str], method: str, timeout_ms: int) -> Any:
         p = self._enter()
