@@ -282,6 +282,32 @@ class Cluster(_Guarded):
         finally:
             self._leave()
 
+    def set_keys(self, keys: Union[str, Iterable[str]]) -> None:
+        """Replaces the keyring without a restart (``"new,old"`` or a list;
+        the first key seals, all open). Rotation with no downtime: on every
+        node ``[old, new]``, then ``[new, old]``, then ``[new]``. Raises
+        InvalidArgument for a bad key (the keyring is unchanged)."""
+        text = keys if isinstance(keys, str) else ",".join(keys)
+        p = self._enter()
+        try:
+            st = _c.rpcnet_cluster_set_keys(p, text)
+            if st != OK:
+                _raise(st)
+        finally:
+            self._leave()
+
+    def stats(self) -> Dict[str, int]:
+        """This node's counters (packets, bytes, auth_failures, probes,
+        refutes, health, incarnation, members, ...) for metrics."""
+        p = self._enter()
+        try:
+            st, data = _c.rpcnet_cluster_stats(p)
+            if st != OK:
+                _raise(st)
+        finally:
+            self._leave()
+        return dict(cbor.loads(data))
+
     def members(self, filter: Filter = None) -> List[Member]:
         """The members whose tags match ``filter`` (this node included;
         dead and left members until reaped). Raises InvalidArgument for a

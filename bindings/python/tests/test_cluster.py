@@ -595,3 +595,20 @@ def test_example_worker_next_to_c_worker(certs):
     finally:
         for p in procs:
             p.stop()
+
+
+def test_key_rotation_and_stats(trio):
+    a, b, d = trio
+    new = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+    old = a.cl.stats()
+    assert old["members"] >= 3 and old["incarnation"] > 0 and old["pkts_in"] > 0
+    for i, ring in enumerate([[KEY, new], [new, KEY], [new]]):  # add, promote, drop
+        for n in (a, b, d):
+            n.cl.set_keys(ring if i != 1 else ",".join(ring))
+        a.cl.set_tag("step", str(i))
+        wait_until(lambda: [m.name for m in d.cl.members("step=%d" % i)] == ["a"],
+                   what="step %d gossiped after set_keys" % i)
+    with pytest.raises(rpcnet.InvalidArgument) as e:
+        a.cl.set_keys("short")
+    assert "short" not in str(e.value)
+    assert set(a.cl.stats()) >= {"auth_failures", "refutes", "health", "partitioned"}
