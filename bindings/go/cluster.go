@@ -262,6 +262,39 @@ func (c *Cluster) DeleteTag(key string) error {
 	return statusErr(locked(func() int { return capi.Rpcnet_go_cluster_untag(c.cl, key) }))
 }
 
+// SetKeys replaces the keyring without a restart (the first key seals, all
+// open). Rotation with no downtime: on every node SetKeys(old, new), then
+// SetKeys(new, old), then SetKeys(new). A bad key gives INVALID_ARGUMENT
+// and leaves the keyring unchanged; no keys means unauthenticated gossip.
+func (c *Cluster) SetKeys(keys ...string) error {
+	if err := c.acquire(); err != nil {
+		return err
+	}
+	defer c.mu.RUnlock()
+	joined := strings.Join(keys, ",")
+	return statusErr(locked(func() int { return capi.Rpcnet_cluster_set_keys(c.cl, joined) }))
+}
+
+// Stats returns this node's counters (pkts_in, bytes_out, auth_failures,
+// probes, refutes, health, incarnation, members, ...; see
+// rpcnet_cluster_stats in rpcnet.h), for metrics exporters.
+func (c *Cluster) Stats() (map[string]uint64, error) {
+	if err := c.acquire(); err != nil {
+		return nil, err
+	}
+	var b capi.Buf
+	st, msg := locked(func() int { return capi.Rpcnet_cluster_stats(c.cl, &b) })
+	c.mu.RUnlock()
+	if st != 0 {
+		return nil, statusErr(st, msg)
+	}
+	out := map[string]uint64{}
+	if err := Unmarshal(b.Take(), &out); err != nil {
+		return nil, &Error{Code: Internal, Message: "decode stats: " + err.Error(), Cause: err}
+	}
+	return out, nil
+}
+
 // blocking runs f, a blocking C call on c, with c read-locked and the
 // goroutine locked to its thread; a failing status gets f's message, else
 // rpcnet_last_error(). When ctx can be cancelled f runs in a goroutine of

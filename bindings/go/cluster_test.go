@@ -642,3 +642,44 @@ func TestClusterZeroValue(t *testing.T) {
 	c.Close()
 	c.Close()
 }
+
+func TestClusterKeyRotationAndStats(t *testing.T) {
+	a := startNode(t, "ka", testKey, true)
+	b := startNode(t, "kb", testKey, true)
+	b.join(t, a)
+	b.waitState(t, "ka", "alive")
+	newKey := "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+	rings := [][]string{{testKey, newKey}, {newKey, testKey}, {newKey}} // add, promote, drop
+	for i, ring := range rings {
+		for _, n := range []*testNode{a, b} {
+			if err := n.c.SetKeys(ring...); err != nil {
+				t.Fatalf("SetKeys %v: %v", ring, err)
+			}
+		}
+		step := fmt.Sprint(i)
+		if err := a.c.SetTag("step", step); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			ms, err := b.c.Members("step=" + step)
+			if err == nil && len(ms) == 1 && ms[0].Name == "ka" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("step %d not gossiped after SetKeys: %v %v", i, ms, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := a.c.SetKeys("short"); !errors.Is(err, ErrInvalidArgument) || strings.Contains(err.Error(), "short") {
+		t.Fatalf("bad key: %v", err)
+	}
+	st, err := a.c.Stats()
+	if err != nil || st["members"] < 2 || st["incarnation"] == 0 || st["pkts_in"] == 0 {
+		t.Fatalf("stats: %v %v", st, err)
+	}
+	if _, ok := st["auth_failures"]; !ok {
+		t.Fatalf("stats lack auth_failures: %v", st)
+	}
+}
