@@ -1109,6 +1109,27 @@ end
 -- The members whose tags match filter, this node included: a list of
 -- {name, gossip_addr, rpc_addr, state, incarnation, tags = {k = v}, self,
 -- inflight, latency_us, phi, breaker}.
+-- Replaces the keyring without a restart: "new,old" or a list {new, old}
+-- (the first key seals, all open). Rotation with no downtime: on every node
+-- {old, new}, then {new, old}, then {new}. A bad key raises INVALID_ARGUMENT
+-- and leaves the keyring unchanged.
+function Cluster:set_keys(keys)
+  local h = cluster_h(self)
+  if type(keys) == "table" then keys = table.concat(keys, ",") end
+  if type(keys) ~= "string" then error("rpcnet: set_keys needs a string or a list of keys", 2) end
+  local st = C.rpcnet_cluster_set_keys(h, keys)
+  if st ~= OK then raise_last(st) end
+end
+
+-- This node's counters {pkts_in = ..., auth_failures = ..., health = ...,
+-- incarnation = ..., members = ..., ...} for metrics.
+function Cluster:stats()
+  local h = cluster_h(self)
+  local st, data = C.rpcnet_cluster_stats(h)
+  if st ~= OK then raise_last(st) end
+  return decode(data)
+end
+
 function Cluster:members(filter)
   local h = cluster_h(self)
   local st, data = C.rpcnet_cluster_members(h, filter_of(filter, 2))

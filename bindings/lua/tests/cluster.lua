@@ -301,6 +301,27 @@ return function(T)
     eq(x.cl:closed(), true); eq(p.cl:closed(), true)
   end)
 
+  test("cluster: keys rotate at run time; stats count", function()
+    local r1 = node("r1")
+    local r2 = node("r2")
+    r2.cl:join(r1.seed)
+    local NEW = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA="
+    for i, ring in ipairs({{KEY, NEW}, {NEW, KEY}, {NEW}}) do -- add, promote, drop
+      r1.cl:set_keys(ring); r2.cl:set_keys(table.concat(ring, ","))
+      r1.cl:set_tag("step", tostring(i))
+      wait_until("step " .. i .. " gossiped after set_keys", 5, function()
+        local ms = r2.cl:members("step=" .. i)
+        return #ms == 1 and ms[1].name == "r1"
+      end)
+    end
+    local e = raises(function() r1.cl:set_keys("short") end, "INVALID_ARGUMENT")
+    assert(not e.message:find("short"), e.message)
+    local st = r1.cl:stats()
+    assert(st.members >= 2 and st.incarnation > 0 and st.pkts_in > 0, "stats")
+    assert(st.auth_failures ~= nil and st.health ~= nil, "stats keys")
+    r2.s:close(); r1.s:close()
+  end)
+
   test("cluster: use after close errors cleanly", function()
     local n = node("z", {server = false})
     local st = d.cl:stream("chat", {filter = "id=a", timeout = 5})
