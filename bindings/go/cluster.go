@@ -3,7 +3,6 @@ package rpcnet
 import (
 	"context"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,22 +39,8 @@ type ClusterConfig struct {
 }
 
 func (cc *ClusterConfig) pairs() [][2]string {
-	var kv [][2]string
-	s := func(k, v string) {
-		if v != "" {
-			kv = append(kv, [2]string{k, v})
-		}
-	}
-	ms := func(k string, d time.Duration) {
-		if d > 0 {
-			s(k, strconv.FormatInt(max(d.Milliseconds(), 1), 10))
-		}
-	}
-	n := func(k string, v int) {
-		if v > 0 {
-			s(k, strconv.Itoa(v))
-		}
-	}
+	var kv kvPairs
+	s, ms, n := kv.s, kv.ms, kv.n
 	s("node_name", cc.NodeName)
 	s("gossip_bind", cc.GossipBind)
 	s("gossip_advertise", cc.GossipAdvertise)

@@ -24,23 +24,32 @@ type Config struct {
 	Extra                     map[string]string
 }
 
+// kvPairs collects config key/value pairs, skipping zero values (which mean
+// "the library's default").
+type kvPairs [][2]string
+
+func (kv *kvPairs) s(k, v string) {
+	if v != "" {
+		*kv = append(*kv, [2]string{k, v})
+	}
+}
+
+// ms adds a duration in whole milliseconds (at least 1 when positive).
+func (kv *kvPairs) ms(k string, d time.Duration) {
+	if d > 0 {
+		kv.s(k, strconv.FormatInt(max(d.Milliseconds(), 1), 10))
+	}
+}
+
+func (kv *kvPairs) n(k string, v int) {
+	if v > 0 {
+		kv.s(k, strconv.Itoa(v))
+	}
+}
+
 func (c *Config) pairs() [][2]string {
-	var kv [][2]string
-	s := func(k, v string) {
-		if v != "" {
-			kv = append(kv, [2]string{k, v})
-		}
-	}
-	ms := func(k string, d time.Duration) {
-		if d > 0 {
-			kv = append(kv, [2]string{k, strconv.FormatInt(d.Milliseconds(), 10)})
-		}
-	}
-	n := func(k string, v int) {
-		if v > 0 {
-			kv = append(kv, [2]string{k, strconv.Itoa(v)})
-		}
-	}
+	var kv kvPairs
+	s, ms, n := kv.s, kv.ms, kv.n
 	s("cert_file", c.CertFile)
 	s("key_file", c.KeyFile)
 	s("ca_file", c.CAFile)
