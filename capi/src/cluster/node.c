@@ -416,8 +416,6 @@ int rpcnet_cluster_join(rpcnet_cluster *cl, const char *seeds) {
   const char *ptrs[RPCI_JOIN_SEEDS_MAX];
   for (int i = 0; i < n; i++) ptrs[i] = addrs[i];
   int64_t deadline = rpci_node_now_ms() + cl->opts.join_timeout_ms;
-  struct timespec dl;
-  rpci_ms_to_timespec(&dl, deadline);
 
   pthread_mutex_lock(&cl->mu);
   if (cl->left) {
