@@ -20,8 +20,9 @@
  *           every running member holds it dead (mean of 5; 3)
  *   loss    5% datagram loss for one simulated hour: running members
  *           declared dead (FAILED events about them, any observer)
- *   stall   10% of the members each stall for 0.5-5 s, run 5-15 s, stall
- *           again...: FAILED events about running members over 10
+ *   stall   10% of the members each stall for 0.5-5 s, run 5-15 s (times
+ *           N / 1000 above 1,000 nodes), stall again...: FAILED events
+ *           about running members over 10
  *           simulated minutes (3 above 2,000 nodes; 3 and 1 with --quick),
  *           with Lifeguard and with lifeguard = -1; also SUSPECTED events,
  *           and both about members never stalled
@@ -230,6 +231,11 @@ static void measure_stall(int n, int lifeguard, uint64_t *all, uint64_t *healthy
   swimsim *sim = make(n, lifeguard, opt.seed + 2);
   if (!sim || swimsim_bootstrap(sim, n)) exit(1);
   run_for(sim, 20 * SEC);
+  /* The gaps between stalls grow with N / 1000, so that the cluster sees
+   * the same number of stalls per second at every size: the number of
+   * membership changes a SWIM cluster can disseminate per second does not
+   * grow with N (docs/cluster.md, "Simulator figures"). */
+  int64_t scale = n > 1000 ? n / 1000 : 1;
   unsigned char *stalled = calloc((size_t)n, 1);
   int64_t *next = calloc((size_t)n, sizeof *next);
   uint64_t r = opt.seed * 77 + 1;
@@ -238,7 +244,7 @@ static void measure_stall(int n, int lifeguard, uint64_t *all, uint64_t *healthy
     int i = (int)(rnd(&r) % (uint64_t)n);
     if (stalled[i]) continue;
     stalled[i] = 1;
-    next[i] = swimsim_now(sim) + (int64_t)(rnd(&r) % (15 * SEC));
+    next[i] = swimsim_now(sim) + (int64_t)(rnd(&r) % (uint64_t)(15 * SEC * scale));
     k++;
   }
   w.stalled = stalled;
@@ -255,6 +261,7 @@ static void measure_stall(int n, int lifeguard, uint64_t *all, uint64_t *healthy
       swimsim_stall(sim, i, dur);
       int64_t run = (int64_t)opt.run_min_ms * 1000 +
                     (int64_t)(rnd(&r) % ((uint64_t)(opt.run_max_ms - opt.run_min_ms) * 1000 + 1));
+      run *= scale;
       next[i] = now + dur + run;
     }
     run_for(sim, 50000);

@@ -476,6 +476,17 @@ static void test_bcast(void) {
     rounds++;
   }
   CHECK(rounds >= 200 * 3 / 9 && rounds <= 200 * 3 / 9 + 2);
+  /* refresh: replaces the message, keeps the transmit count */
+  const uint8_t r1[] = {7, 7}, r2[] = {8, 8, 8};
+  CHECK(rpci_bcast_refresh(q, "r", 0, r1, sizeof r1) == 0); /* new: like put */
+  out.len = 0;
+  used = 0;
+  CHECK(rpci_bcast_fill(q, &out, 100, 0, 2, &used) == 1); /* sent once */
+  CHECK(rpci_bcast_refresh(q, "r", 0, r2, sizeof r2) == 0);
+  out.len = 0;
+  used = 0;
+  CHECK(rpci_bcast_fill(q, &out, 100, 0, 2, &used) == 1 && out.data[0] == 8);
+  CHECK(!rpci_bcast_has(q, "r")); /* two transmissions in all: at the limit */
   rpci_bcast_drop(q, "nothing");
   rpci_buf_free(&out);
   rpci_bcast_free(q);

@@ -201,6 +201,27 @@ fail:
   return -1;
 }
 
+int rpci_bcast_refresh(rpci_bcast *q, const char *name, int is_alive, const uint8_t *msg,
+                       size_t len) {
+  uint32_t v = q->nslots ? q->slots[find_slot(q, name)] : 0;
+  if (!v) return rpci_bcast_put(q, name, is_alive, msg, len);
+  uint32_t idx = v - 1;
+  entry *x = &q->e[idx];
+  uint8_t *copy = malloc(len ? len : 1);
+  if (!copy) return -1;
+  memcpy(copy, msg, len);
+  free(x->msg);
+  x->msg = copy;
+  x->len = len;
+  int kind = is_alive ? K_ALIVE : K_OTHER;
+  if (kind != x->kind) {
+    list_unlink(q, idx);
+    x->kind = kind;
+    list_push_front(q, idx);
+  }
+  return 0;
+}
+
 int rpci_bcast_has(const rpci_bcast *q, const char *name) {
   return q->nslots && q->slots[find_slot(q, name)] != 0;
 }

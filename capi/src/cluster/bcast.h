@@ -41,6 +41,13 @@ void rpci_bcast_free(rpci_bcast *q);
  * older entry about the name is then dropped as well). */
 int rpci_bcast_put(rpci_bcast *q, const char *name, int is_alive, const uint8_t *msg, size_t len);
 
+/* Like rpci_bcast_put, but an entry already queued about name keeps its
+ * transmit count (only its message is replaced): news that refines queued
+ * news (a further confirmation of a suspicion) costs no extra
+ * transmissions. Returns 0 or -1 (out of memory: the old entry stays). */
+int rpci_bcast_refresh(rpci_bcast *q, const char *name, int is_alive, const uint8_t *msg,
+                       size_t len);
+
 /* Appends queued messages to out, at most budget bytes in total; the first
  * alive_share bytes are offered to alive messages first. Raises the
  * transmit count of each message taken and drops those that reach limit

@@ -394,7 +394,7 @@ int rpci_swim_leave(rpci_swim *s, int64_t now_ms) {
   char name[RPCI_SWIM_MAX_NAME + 1];
   strcpy(name, rpci_swim_m_name(s, 0));
   if (rpci_genc_accuse(&s->scratch, RPCI_GM_DEAD, me, inc, me) == 0)
-    rpci_swim_broadcast(s, name, 0);
+    rpci_swim_broadcast(s, name, 0, 0);
   s->t_gossip = s->now; /* start spreading it at once */
   rpci_swim_flush(s);
   return 0;

@@ -259,8 +259,10 @@ void rpci_swim_stage(rpci_swim *s, const char *addr, size_t off);
 void rpci_swim_stage_gossip(rpci_swim *s, const char *addr);
 /* Turns staged messages into datagrams; piggybacks broadcasts. */
 void rpci_swim_flush(rpci_swim *s);
-/* Queues an encoded message (s->scratch) as a broadcast about name. */
-void rpci_swim_broadcast(rpci_swim *s, const char *name, int is_alive);
+/* Queues an encoded message (s->scratch) as a broadcast about name;
+ * refine: it only refines the news queued about name (keeps its transmit
+ * count, rpci_bcast_refresh). */
+void rpci_swim_broadcast(rpci_swim *s, const char *name, int is_alive, int refine);
 /* Frees what the previous poll handed out. */
 void rpci_swim_release(rpci_swim *s);
 

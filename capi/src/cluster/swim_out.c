@@ -52,11 +52,12 @@ void rpci_swim_stage(rpci_swim *s, const char *addr, size_t off) {
 
 void rpci_swim_stage_gossip(rpci_swim *s, const char *addr) { stage_add(s, addr, s->stage.len, 0); }
 
-void rpci_swim_broadcast(rpci_swim *s, const char *name, int is_alive) {
+void rpci_swim_broadcast(rpci_swim *s, const char *name, int is_alive, int refine) {
   size_t budget = (size_t)s->cfg.max_packet - RPCI_GM_ENVELOPE;
-  if (s->scratch.len > budget ||
-      rpci_bcast_put(s->bc, name, is_alive, s->scratch.data, s->scratch.len) != 0)
-    s->st_.tx_dropped++;
+  int r = s->scratch.len > budget ? -1
+          : refine ? rpci_bcast_refresh(s->bc, name, is_alive, s->scratch.data, s->scratch.len)
+                   : rpci_bcast_put(s->bc, name, is_alive, s->scratch.data, s->scratch.len);
+  if (r) s->st_.tx_dropped++;
 }
 
 static void txq_push(rpci_swim *s, rpci_txd *d) {

@@ -159,10 +159,11 @@ static int susp_confirm(rpci_swim *s, uint32_t mem, uint64_t who) {
   return 1;
 }
 
-static void bc_accuse(rpci_swim *s, int type, const char *name, uint64_t inc, rpci_gstr from) {
+static void bc_accuse(rpci_swim *s, int type, const char *name, uint64_t inc, rpci_gstr from,
+                      int refine) {
   s->scratch.len = 0;
   if (rpci_genc_accuse(&s->scratch, type, rpci_gstr_c(name), inc, from) == 0)
-    rpci_swim_broadcast(s, name, 0);
+    rpci_swim_broadcast(s, name, 0, refine);
 }
 
 static rpci_gstr self_name(const rpci_swim *s) { return rpci_gstr_c(rpci_swim_m_name(s, 0)); }
@@ -182,7 +183,7 @@ void rpci_swim_susp_tick(rpci_swim *s) {
     uint64_t inc = s->m[mem].inc;
     rpci_swim_m_set_state(s, mem, RPCI_MS_DEAD, inc);
     rpci_swim_emit(s, RPCI_SWIM_EV_FAILED, name, inc);
-    bc_accuse(s, RPCI_GM_DEAD, name, inc, self_name(s));
+    bc_accuse(s, RPCI_GM_DEAD, name, inc, self_name(s), 0);
   }
 }
 
@@ -204,7 +205,7 @@ void rpci_swim_bc_alive(rpci_swim *s, uint32_t i) {
   strcpy(name, rpci_swim_m_name(s, i));
   rpci_swim_m_alive(s, i, &a);
   s->scratch.len = 0;
-  if (rpci_genc_alive(&s->scratch, &a) == 0) rpci_swim_broadcast(s, name, 1);
+  if (rpci_genc_alive(&s->scratch, &a) == 0) rpci_swim_broadcast(s, name, 1, 0);
 }
 
 void rpci_swim_refute(rpci_swim *s, uint64_t accused) {
@@ -301,13 +302,15 @@ void rpci_swim_on_suspect(rpci_swim *s, rpci_gstr name, uint64_t inc, rpci_gstr 
   uint64_t who = rpci_swim_name_hash(from.p, from.n);
   if (m->state == RPCI_MS_SUSPECT) {
     if (inc > m->inc) rpci_swim_m_set_state(s, i, RPCI_MS_SUSPECT, inc);
-    if (susp_confirm(s, i, who)) bc_accuse(s, RPCI_GM_SUSPECT, nm, inc, from);
+    /* A further accuser refines the queued suspicion (same transmit
+     * count): confirmations must not multiply suspicion traffic. */
+    if (susp_confirm(s, i, who)) bc_accuse(s, RPCI_GM_SUSPECT, nm, inc, from, 1);
     return;
   }
   rpci_swim_m_set_state(s, i, RPCI_MS_SUSPECT, inc);
   susp_start(s, i, who);
   rpci_swim_emit(s, RPCI_SWIM_EV_SUSPECTED, nm, inc);
-  bc_accuse(s, RPCI_GM_SUSPECT, nm, inc, from);
+  bc_accuse(s, RPCI_GM_SUSPECT, nm, inc, from, 0);
 }
 
 void rpci_swim_on_dead(rpci_swim *s, rpci_gstr name, uint64_t inc, rpci_gstr from,
@@ -332,7 +335,7 @@ void rpci_swim_on_dead(rpci_swim *s, rpci_gstr name, uint64_t inc, rpci_gstr fro
     if (leave && m->state == RPCI_MS_DEAD) {
       rpci_swim_m_set_state(s, i, RPCI_MS_LEFT, inc);
       rpci_swim_emit(s, RPCI_SWIM_EV_LEFT, nm, inc);
-      bc_accuse(s, RPCI_GM_DEAD, nm, inc, from);
+      bc_accuse(s, RPCI_GM_DEAD, nm, inc, from, 0);
     } else if (inc > m->inc) {
       rpci_swim_m_set_state(s, i, m->state, inc);
     }
@@ -341,7 +344,7 @@ void rpci_swim_on_dead(rpci_swim *s, rpci_gstr name, uint64_t inc, rpci_gstr fro
   rpci_swim_susp_cancel(s, i);
   rpci_swim_m_set_state(s, i, leave ? RPCI_MS_LEFT : RPCI_MS_DEAD, inc);
   rpci_swim_emit(s, leave ? RPCI_SWIM_EV_LEFT : RPCI_SWIM_EV_FAILED, nm, inc);
-  bc_accuse(s, RPCI_GM_DEAD, nm, inc, from);
+  bc_accuse(s, RPCI_GM_DEAD, nm, inc, from, 0);
 }
 
 void rpci_swim_on_record(rpci_swim *s, const rpci_grecord *r) {
